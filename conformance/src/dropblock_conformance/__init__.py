@@ -1,0 +1,8 @@
+"""The dropblock conformance suite: the spec, its NumPy oracle and a pytest plugin.
+
+Run it against an installed implementation with ``python -m dropblock_conformance torch``.
+"""
+
+from .adapter import Adapter, CheckReport, CompileResult, Output, ScheduleResult
+
+__all__ = ["Adapter", "CheckReport", "CompileResult", "Output", "ScheduleResult"]

@@ -1,0 +1,143 @@
+"""The contract between the conformance suite and one implementation.
+
+An implementation plugs into the suite with one object that satisfies :class:`Adapter`,
+found through the ``dropblock.conformance`` entry-point group (name -> ``module:attr``).
+The suite speaks NumPy and canonical parameter names; the adapter translates to its
+framework (PyTorch's ``p`` for ``rate``, a ``tf.random`` seed or a JAX key for ``seed``).
+
+Arrays cross the boundary as ``float64`` NumPy arrays holding values that are exact in
+the dtype under test; the adapter casts them to that dtype inside its framework and
+returns outputs as :class:`Output`. Masks and seeds cross as ``bool`` arrays in the same
+layout as ``x``: ``(N, C, *S)`` for ``channels_first``, ``(N, *S, C)`` for
+``channels_last``, with the channel axis of length 1 when ``per_channel=False``.
+
+Canonical parameters (``Params``): ``rate`` (float), ``block_size`` (int or tuple),
+``data_format`` ("channels_first" | "channels_last"), ``per_channel`` (bool) and
+``scale`` ("batch" | "sample" | "none"). The spatial rank is ``x.ndim - 2``.
+
+Behaviours that only exist for a framework (compilers, checkpoints, exporters,
+data-parallel engines) are optional methods; a missing one fails those cases, so a
+framework column can never pass by omission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class Output:
+    """A framework output brought back to NumPy.
+
+    ``values`` is a float64 copy (integers and bools are never produced by a
+    conforming layer); ``dtype`` is the framework's dtype name, normalised to one of
+    ``DTYPES``.
+    """
+
+    values: np.ndarray
+    dtype: str
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """Outputs of one compiled callable fed several rates, and how often it compiled.
+
+    ``compilations`` counts traces/compilations of the compiled callable over all calls
+    (1 means changing the rate did not retrace or recompile).
+    """
+
+    outputs: Sequence[Output]
+    compilations: int
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    """Rates a scheduled layer used after given steps, and after a checkpoint round trip.
+
+    ``rates[i]`` is the rate in force after ``probe_steps[i]`` steps. ``restored_rate``
+    is the rate in force in a fresh model restored from a checkpoint saved after
+    ``restore_step`` steps, and ``continued_rate`` the rate after one more step there.
+    """
+
+    rates: Sequence[float]
+    restored_rate: float
+    continued_rate: float
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Named sub-checks of a framework-level behaviour, each ``True`` or a failure reason."""
+
+    checks: Mapping[str, bool | str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What the suite needs from an implementation (see the module docstring)."""
+
+    #: Column name in the conformance matrix ("oracle", "torch", "tf", "jax").
+    name: str
+    #: Data formats its public API accepts.
+    data_formats: tuple[str, ...]
+    #: Float dtypes it supports (a subset of ``DTYPES``).
+    dtypes: tuple[str, ...]
+    #: Case id (``behaviour[case]``) or behaviour id -> reason it is expected to fail.
+    expected_failures: Mapping[str, str]
+
+    def make_layer(self, *, rank: int, seed: int, **params: Any) -> Any:
+        """Construct the public stateful layer/module. Bad parameters raise here."""
+
+    def call_layer(self, layer: Any, x: np.ndarray, *, dtype: str, training: bool) -> Output:
+        """Call ``layer`` on ``x`` cast to ``dtype`` (may be "int32" or "bool" to test errors)."""
+
+    def call_functional(self, x: np.ndarray, *, seed: int, dtype: str, training: bool = True, **params: Any) -> Output:
+        """Call the stateless functional form; the same ``seed`` gives the same output."""
+
+    def sample_seeds(self, shape: Sequence[int], *, seed: int, **params: Any) -> np.ndarray:
+        """Stage 1: the seed corners the implementation draws for an input of ``shape``.
+
+        Returns a bool array of shape ``(N, C', *V)`` (channels_first) or
+        ``(N, *V, C')`` (channels_last), ``V_i = S_i - k_i + 1`` with clamped ``k_i``,
+        ``C' = C`` if ``per_channel`` else 1.
+        """
+
+    def apply_seeds(
+        self,
+        x: np.ndarray,
+        seeds: np.ndarray,
+        *,
+        dtype: str,
+        block_size: Any,
+        data_format: str,
+        scale: str,
+    ) -> Output:
+        """Stage 2: the deterministic function ``(x, seeds) -> output`` the layer uses."""
+
+    def gradient(
+        self, x: np.ndarray, cotangent: np.ndarray, *, seed: int, dtype: str, **params: Any
+    ) -> tuple[Output, np.ndarray]:
+        """Forward in training mode and the vector-Jacobian product with ``cotangent``."""
+
+
+class OptionalCapabilities(Protocol):
+    """Framework-level behaviours; an adapter without one fails its cases."""
+
+    def compile_check(self, x: np.ndarray, rates: Sequence[float], *, seed: int, **params: Any) -> CompileResult:
+        """Run the layer under the framework compiler once per rate, in training mode."""
+
+    def schedule_check(
+        self, *, target: float, total_steps: int, start: float, probe_steps: Sequence[int], restore_step: int
+    ) -> ScheduleResult:
+        """Drive the framework's scheduled-DropBlock helper and checkpoint it."""
+
+    def onnx_check(self, *, rank: int) -> CheckReport:
+        """Export a small model holding the layer to ONNX in inference mode and compare."""
+
+    def data_parallel_check(self) -> CheckReport:
+        """Run the layer under the framework's data-parallel engine."""

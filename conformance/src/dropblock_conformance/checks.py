@@ -1,0 +1,356 @@
+"""One check per behaviour of the spec, run against any adapter.
+
+Each check takes the adapter, the behaviour (for its tolerance) and one case, and raises
+``AssertionError`` with the numbers when the implementation does not conform.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dropblock_core import clamp_block, gamma, linear_ramp, normalize_block_size, valid_corners
+
+from . import oracle
+from .golden import golden_input, load_case
+from .invariants import assert_close_ulp, assert_valid_sample
+from .spec import Behaviour, Case, golden
+from .stats import assert_binomial_counts, assert_within_z
+
+Check = Callable[[Any, Behaviour, Case], None]
+EXCEPTIONS = {"ValueError": ValueError, "TypeError": TypeError}
+
+
+def _input(case: Case) -> np.ndarray:
+    return golden_input(tuple(case["shape"]), case["seed"])
+
+
+def _geometry(case: Case) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Spatial sizes and clamped block of a case."""
+    spatial = oracle.spatial_shape(case["shape"], case["data_format"])
+    return spatial, clamp_block(spatial, normalize_block_size(case["block_size"], len(spatial)))
+
+
+def _maps(case: Case, out: np.ndarray) -> np.ndarray:
+    """Dropped indicator per independent map, ``(M, *S)``."""
+    dropped = oracle.to_channels_first(out == 0, case["data_format"])
+    if not case["per_channel"]:
+        dropped = dropped[:, :1]
+    return dropped.reshape((-1, *dropped.shape[2:]))
+
+
+def _ones_sample(adapter: Any, case: Case) -> np.ndarray:
+    x = np.ones(case["shape"])
+    out = adapter.call_functional(x, seed=case["seed"], dtype=case["dtype"], **case.params)
+    assert np.isfinite(out.values).all(), "non-finite values in the output"
+    return out.values
+
+
+def _assert_identity(x: np.ndarray, out: Any, dtype: str, what: str) -> None:
+    assert out.dtype == dtype, f"{what}: dtype changed: {dtype} in, {out.dtype} out"
+    assert np.array_equal(out.values, x), f"{what}: output differs from the input"
+
+
+# --- property checks --------------------------------------------------------------------
+
+
+def inference_identity(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    x, dtype = _input(case), case["dtype"]
+    layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
+    _assert_identity(x, adapter.call_layer(layer, x, dtype=dtype, training=False), dtype, "layer")
+    out = adapter.call_functional(x, seed=case["seed"], dtype=dtype, training=False, **case.params)
+    _assert_identity(x, out, dtype, "functional")
+
+
+def rate_zero_identity(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    x, dtype = _input(case), case["dtype"]
+    layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
+    _assert_identity(x, adapter.call_layer(layer, x, dtype=dtype, training=True), dtype, "layer")
+    out = adapter.call_functional(x, seed=case["seed"], dtype=dtype, **case.params)
+    _assert_identity(x, out, dtype, "functional")
+
+
+def rate_one_zeros(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    x, dtype = _input(case), case["dtype"]
+    layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
+    for what, out in (
+        ("layer", adapter.call_layer(layer, x, dtype=dtype, training=True)),
+        ("functional", adapter.call_functional(x, seed=case["seed"], dtype=dtype, **case.params)),
+    ):
+        assert out.dtype == dtype, f"{what}: dtype changed: {dtype} in, {out.dtype} out"
+        assert np.isfinite(out.values).all(), f"{what}: non-finite values"
+        assert (out.values == 0).all(), f"{what}: {int((out.values != 0).sum())} elements kept at rate 1"
+
+
+def sampled_property(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    """A sampled training-mode output is a legal DropBlock output (layer and functional)."""
+    x, dtype = _input(case), case["dtype"]
+    max_ulp = behaviour.tolerance.get("max_ulp", 2)
+    out = adapter.call_functional(x, seed=case["seed"], dtype=dtype, **case.params)
+    assert_valid_sample(x, out, case.params, dtype, max_ulp)
+    layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
+    assert_valid_sample(x, adapter.call_layer(layer, x, dtype=dtype, training=True), case.params, dtype, max_ulp)
+    if "mean_tolerance" in case.values:
+        mean = float(_ones_sample(adapter, case).mean())
+        assert abs(mean - 1.0) <= case["mean_tolerance"], f"mean of an all-ones input became {mean}"
+
+
+def shapes(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    if case.check == "error":
+        call_error(adapter, behaviour, case)
+        return
+    if math.prod(case["shape"]) == 0:
+        x = np.zeros(case["shape"])
+        layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
+        out = adapter.call_layer(layer, x, dtype=case["dtype"], training=True)
+        assert out.values.shape == x.shape, f"empty input of shape {x.shape} gave shape {out.values.shape}"
+        return
+    sampled_property(adapter, behaviour, case)
+
+
+def determinism(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    x, dtype, seed = _input(case), case["dtype"], case["seed"]
+    first = adapter.call_functional(x, seed=seed, dtype=dtype, **case.params).values
+    again = adapter.call_functional(x, seed=seed, dtype=dtype, **case.params).values
+    other = adapter.call_functional(x, seed=seed + 1, dtype=dtype, **case.params).values
+    assert np.array_equal(first, again), "functional: the same seed gave different outputs"
+    assert not np.array_equal(first, other), "functional: different seeds gave the same output"
+    layer_a = adapter.make_layer(rank=case.rank, seed=seed, **case.params)
+    out_a = adapter.call_layer(layer_a, x, dtype=dtype, training=True).values
+    layer_b = adapter.make_layer(rank=case.rank, seed=seed, **case.params)
+    out_b = adapter.call_layer(layer_b, x, dtype=dtype, training=True).values
+    assert np.array_equal(out_a, out_b), "layers made with the same seed gave different first outputs"
+    second = adapter.call_layer(layer_a, x, dtype=dtype, training=True).values
+    assert not np.array_equal(out_a, second), "a layer's successive calls gave the same output"
+
+
+def gradient(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    x, dtype = _input(case), case["dtype"]
+    cotangent = golden_input(tuple(case["shape"]), case["seed"] + 500)
+    out, grad = adapter.gradient(x, cotangent, seed=case["seed"], dtype=dtype, **case.params)
+    if case["rate"] < 1:
+        assert_valid_sample(x, out, case.params, dtype)
+    dropped = out.values == 0
+    assert (grad[dropped] == 0).all(), "non-zero gradient where the output was dropped"
+    kept = ~dropped
+    expected = cotangent[kept] * (out.values[kept] / x[kept])
+    assert_close_ulp(grad[kept], expected, dtype, behaviour.tolerance.get("max_ulp", 2), "gradient != g * keep * s")
+
+
+# --- error checks -------------------------------------------------------------------------
+
+
+def construction_error(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    kwargs = {k: case.values[k] for k in ("rate", "block_size", "data_format", "per_channel", "scale")}
+    if "raises" not in case.values:
+        adapter.make_layer(rank=case.rank, seed=case["seed"], **kwargs)
+        return
+    with pytest.raises(EXCEPTIONS[case["raises"]]) as info:
+        adapter.make_layer(rank=case.rank, seed=case["seed"], **kwargs)
+    needle = "[0, 1]" if behaviour.id == "rate-validation" else "block_size"
+    assert needle in str(info.value), f"the message {str(info.value)!r} does not name {needle!r}"
+
+
+def call_error(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
+    x = _input(case)
+    with pytest.raises(EXCEPTIONS[case["raises"]]) as info:
+        adapter.call_layer(layer, x, dtype=case["dtype"], training=True)
+    if case["raises"] == "ValueError":
+        expected_ndim = str(case.rank + 2)
+        assert expected_ndim in str(info.value), f"the message {str(info.value)!r} does not name {expected_ndim} dims"
+
+
+# --- exact checks ---------------------------------------------------------------------------
+
+
+def golden_or_sampled(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    """Golden cases check stage 2 exactly; the others check sampled outputs."""
+    if case.get("golden"):
+        golden_case(adapter, behaviour, case)
+    else:
+        sampled_property(adapter, behaviour, case)
+
+
+def dtype_behaviour(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    if case.check == "error":
+        call_error(adapter, behaviour, case)
+    else:
+        sampled_property(adapter, behaviour, case)
+
+
+def golden_case(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    entry = golden()["cases"][case.id]
+    x, seeds, expected = load_case(entry)
+    out = adapter.apply_seeds(
+        x,
+        seeds,
+        dtype=entry["dtype"],
+        block_size=entry["block_size"],
+        data_format=entry["data_format"],
+        scale=entry["scale"],
+    )
+    assert out.dtype == entry["dtype"], f"dtype changed: {entry['dtype']} in, {out.dtype} out"
+    zeros, expected_zeros = out.values == 0, expected == 0
+    assert np.array_equal(zeros, expected_zeros), (
+        f"zero pattern differs from the golden one at {int((zeros != expected_zeros).sum())} positions"
+    )
+    kept = ~expected_zeros
+    max_ulp = behaviour.tolerance["max_ulp"]
+    assert_close_ulp(out.values[kept], expected[kept], entry["dtype"], max_ulp, "kept values")
+
+
+# --- statistical checks ------------------------------------------------------------------------
+
+
+def block_clamp(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    spatial, block = _geometry(case)
+    assert block == spatial, "block-clamp cases must cover the whole map"
+    maps = _maps(case, _ones_sample(adapter, case)).reshape(-1, math.prod(spatial))
+    whole = maps.all(axis=1) | ~maps.any(axis=1)
+    assert whole.all(), f"{int((~whole).sum())} maps were dropped partly, not whole"
+    m, rate = maps.shape[0], case["rate"]
+    dropped = float(maps.all(axis=1).sum())
+    assert_within_z(dropped, m * rate, m * rate * (1 - rate), behaviour.tolerance["z"], "dropped maps")
+
+
+def valid_region_seeds(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    spatial, block = _geometry(case)
+    seeds = adapter.sample_seeds(tuple(case["shape"]), seed=case["seed"], **case.params)
+    seeds_cf = oracle.to_channels_first(np.asarray(seeds, dtype=bool), case["data_format"])
+    n, channels = case["shape"][0], case["shape"][1 if case["data_format"] == "channels_first" else -1]
+    grid = (n, channels if case["per_channel"] else 1, *valid_corners(spatial, block))
+    assert seeds_cf.shape == grid, f"seed grid has shape {seeds_cf.shape}, expected {grid}"
+    g = gamma(case["rate"], spatial, block)
+    total = seeds_cf.size
+    assert_within_z(float(seeds_cf.sum()), total * g, total * g * (1 - g), behaviour.tolerance["z"], "seed count")
+    alpha = behaviour.tolerance["family_alpha"] / len(spatial)
+    for axis in range(2, seeds_cf.ndim):
+        other = tuple(a for a in range(seeds_cf.ndim) if a != axis)
+        counts = seeds_cf.sum(axis=other)
+        assert_binomial_counts(counts, total / seeds_cf.shape[axis], np.full(counts.shape, g), alpha, f"axis {axis}")
+
+
+def expected_drop_fraction(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    spatial, block = _geometry(case)
+    rate = case["rate"]
+    maps = _maps(case, _ones_sample(adapter, case))
+    m = maps.shape[0]
+    mean = oracle.expected_drop_fraction(rate, spatial, block)
+    variance = oracle.drop_fraction_variance(rate, spatial, block) / m
+    assert_within_z(float(maps.mean()), mean, variance, behaviour.tolerance["z"], "mean dropped fraction")
+    dropped_p = 1.0 - oracle.keep_probability(rate, spatial, block)
+    assert_binomial_counts(maps.sum(axis=0), m, dropped_p, behaviour.tolerance["family_alpha"], "per-position drops")
+
+
+def per_channel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    if case.check == "property":
+        sampled_property(adapter, behaviour, case)
+        return
+    spatial, block = _geometry(case)
+    rate = case["rate"]
+    dropped = oracle.to_channels_first(_ones_sample(adapter, case) == 0, case["data_format"])
+    first, second = dropped[:, 0::2], dropped[:, 1::2]
+    pairs = first.shape[0] * first.shape[1]
+    co_dropped = float((first & second).sum())
+    keep = oracle.keep_probability(rate, spatial, block).reshape(-1)
+    g = gamma(rate, spatial, block)
+    n = oracle.coverage_counts(spatial, block).reshape(-1)
+    both_kept = (1.0 - g) ** (n[:, None] + n[None, :] - oracle.shared_coverage(spatial, block))
+    both_dropped = 1.0 - keep[:, None] - keep[None, :] + both_kept
+    q = 1.0 - keep
+    mean = pairs * float((q**2).sum())
+    variance = pairs * float((both_dropped**2).sum() - (q**2).sum() ** 2)
+    assert_within_z(co_dropped, mean, variance, behaviour.tolerance["z"], "positions dropped in both channels")
+
+
+# --- framework checks -----------------------------------------------------------------------------
+
+
+def _capability(adapter: Any, method: str) -> Callable[..., Any]:
+    if adapter.name == "oracle" and method != "schedule_check":
+        pytest.skip("not applicable: the oracle has no compiler, exporter or data-parallel engine")
+    if not hasattr(adapter, method):
+        raise AssertionError(f"the {adapter.name} adapter does not implement {method}()")
+    return getattr(adapter, method)
+
+
+def compile_behaviour(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    run = _capability(adapter, "compile_check")
+    x, dtype = _input(case), case["dtype"]
+    params = {k: v for k, v in case.params.items() if k != "rate"}
+    result = run(x, case["rates"], seed=case["seed"], **params)
+    assert len(result.outputs) == len(case["rates"]), "one output per rate expected"
+    for rate, out in zip(case["rates"], result.outputs, strict=True):
+        if rate == 0.0:
+            _assert_identity(x, out, dtype, "compiled, rate 0")
+        elif rate == 1.0:
+            assert (out.values == 0).all(), "compiled, rate 1: elements kept"
+        else:
+            assert_valid_sample(x, out, {**params, "rate": rate}, dtype)
+    assert result.compilations == 1, f"compiled {result.compilations} times for {len(case['rates'])} rates"
+
+
+def schedule(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    run = _capability(adapter, "schedule_check")
+    target, total, start = case["target"], case["total_steps"], case["start"]
+    result = run(
+        target=target,
+        total_steps=total,
+        start=start,
+        probe_steps=case["probe_steps"],
+        restore_step=case["restore_step"],
+    )
+    for step, rate in zip(case["probe_steps"], result.rates, strict=True):
+        expected = linear_ramp(step, total, target, start)
+        assert abs(rate - expected) <= 1e-6, f"after {step} steps the rate is {rate}, expected {expected}"
+    restored = linear_ramp(case["restore_step"], total, target, start)
+    assert abs(result.restored_rate - restored) <= 1e-6, f"restored rate {result.restored_rate}, expected {restored}"
+    continued = linear_ramp(case["restore_step"] + 1, total, target, start)
+    assert abs(result.continued_rate - continued) <= 1e-6, f"rate after restore + 1 step {result.continued_rate}"
+
+
+def _report(report: Any) -> None:
+    failed = {k: v for k, v in report.checks.items() if v is not True}
+    assert report.checks, "the adapter reported no checks"
+    assert not failed, f"failed sub-checks: {failed}"
+
+
+def onnx_inference(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    _report(_capability(adapter, "onnx_check")(rank=case["rank"]))
+
+
+def data_parallel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    _report(_capability(adapter, "data_parallel_check")())
+
+
+CHECKS: dict[str, Check] = {
+    "inference-identity": inference_identity,
+    "rate-zero-identity": rate_zero_identity,
+    "rate-one-zeros": rate_one_zeros,
+    "rate-validation": construction_error,
+    "block-size-validation": construction_error,
+    "block-clamp": block_clamp,
+    "valid-region-seeds": valid_region_seeds,
+    "block-geometry": golden_or_sampled,
+    "expected-drop-fraction": expected_drop_fraction,
+    "per-channel": per_channel,
+    "scale": golden_or_sampled,
+    "dtype": dtype_behaviour,
+    "shapes": shapes,
+    "determinism": determinism,
+    "gradient": gradient,
+    "compile": compile_behaviour,
+    "schedule": schedule,
+    "onnx-inference": onnx_inference,
+    "data-parallel": data_parallel,
+}
+
+
+def run_case(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    """Run one case through its behaviour's check."""
+    CHECKS[behaviour.id](adapter, behaviour, case)
