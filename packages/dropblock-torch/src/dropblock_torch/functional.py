@@ -1,0 +1,203 @@
+"""Functional DropBlock: ``drop_block1d``, ``drop_block2d`` and ``drop_block3d``.
+
+DropBlock (Ghiasi, Lin and Le, NeurIPS 2018, https://arxiv.org/abs/1810.12890) zeroes
+contiguous blocks of each feature map in training and rescales what is kept.
+
+Like :func:`torch.nn.functional.dropout`, ``training`` defaults to ``True``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._blocks import ZeroBlocks, apply_mask, block_index, is_channels_last, paint_dense, paint_index, scale_factor
+from ._core import normalize_block_size, validate_per_channel, validate_rate, validate_scale
+from ._geometry import Plan, make_plan
+from ._sampling import Rate, sample_dense, sample_sparse
+
+__all__ = ["drop_block1d", "drop_block2d", "drop_block3d"]
+
+_SHAPES = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def check_input(input: torch.Tensor, rank: int, name: str) -> None:
+    """Raise ``TypeError`` for a non-float tensor, ``ValueError`` for a wrong rank."""
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{name} expects a torch.Tensor, got {type(input).__name__}.")
+    if not input.is_floating_point():
+        raise TypeError(f"{name} expects a floating-point input, got dtype {input.dtype}.")
+    if input.dim() != rank + 2:
+        raise ValueError(
+            f"{name} expects a {rank + 2}D input {_SHAPES[rank]}, got a {input.dim()}D input of shape "
+            f"{tuple(input.shape)}."
+        )
+
+
+def sample_seeds(
+    plan: Plan, rate: Rate, device: torch.device, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Stage 1: flat seed indices (sparse plan) or a bool seed grid (dense plan)."""
+    if plan.sparse:
+        return sample_sparse(rate, plan, device, generator)
+    return sample_dense(rate, plan, device, generator)
+
+
+def apply_seeds(input: torch.Tensor, seeds: torch.Tensor, plan: Plan, scale: str, inplace: bool) -> torch.Tensor:
+    """Stage 2: paint the seeds' blocks, then zero and rescale ``input``.
+
+    ``seeds`` are flat corner indices (sparse plan) or a bool grid (dense plan).
+    """
+    channels_last = is_channels_last(input) and plan.mask_shape[1] > 1
+    if seeds.dtype == torch.bool:
+        dropped = paint_dense(seeds, plan, channels_last)
+        return apply_mask(input, dropped, scale_factor(dropped, scale, input.dtype), inplace)
+    index = block_index(seeds, plan, channels_last)
+    dropped = paint_index(index, plan, channels_last)
+    s = scale_factor(dropped, scale, input.dtype)
+    if inplace or plan.mask_shape[1] != input.shape[1] or torch.compiler.is_compiling():
+        return apply_mask(input, dropped, s, inplace)
+    return ZeroBlocks.apply(input, s, index, seeds, plan, channels_last)
+
+
+def drop_block(
+    input: torch.Tensor,
+    rank: int,
+    p_max: float,
+    block: tuple[int, ...],
+    *,
+    p_now: torch.Tensor | None = None,
+    per_channel: bool = True,
+    scale: str = "batch",
+    inplace: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Training-mode DropBlock on validated arguments; the module and the functions call it.
+
+    ``p_max`` is the largest rate the call can see (static: it sizes the sampler);
+    ``p_now``, when given, is the rate in force as a 0-dim tensor (``<= p_max``), so a
+    schedule changes it without recompiling.
+    """
+    check_input(input, rank, f"drop_block{rank}d")
+    if p_max == 0.0 or input.numel() == 0:
+        return input
+    plan = make_plan(input.shape, block, p_max, per_channel)
+    rate: Rate = p_max if p_now is None else torch.clamp(p_now.to(input.device), 0.0, p_max)
+    seeds = sample_seeds(plan, rate, input.device, generator)
+    return apply_seeds(input, seeds, plan, scale, inplace)
+
+
+def _functional(
+    rank: int,
+    input: torch.Tensor,
+    p: float,
+    block_size: int | tuple[int, ...],
+    training: bool,
+    per_channel: bool,
+    scale: str,
+    inplace: bool,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    rate = validate_rate(p, "p")
+    block = normalize_block_size(block_size, rank)
+    per_channel = validate_per_channel(per_channel)
+    scale = validate_scale(scale)
+    if not training:
+        check_input(input, rank, f"drop_block{rank}d")
+        return input
+    return drop_block(
+        input, rank, rate, block, per_channel=per_channel, scale=scale, inplace=inplace, generator=generator
+    )
+
+
+def drop_block1d(
+    input: torch.Tensor,
+    p: float,
+    block_size: int | tuple[int],
+    *,
+    training: bool = True,
+    per_channel: bool = True,
+    scale: str = "batch",
+    inplace: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""DropBlock on a batch of sequences :math:`(N, C, L)`.
+
+    See :func:`drop_block2d` for the arguments.
+
+    Examples::
+
+        >>> g = torch.Generator().manual_seed(0)
+        >>> y = drop_block1d(torch.ones(2, 3, 50), p=0.2, block_size=5, generator=g)
+        >>> y.shape, bool(((y == 0) | (y > 1)).all())
+        (torch.Size([2, 3, 50]), True)
+    """
+    return _functional(1, input, p, block_size, training, per_channel, scale, inplace, generator)
+
+
+def drop_block2d(
+    input: torch.Tensor,
+    p: float,
+    block_size: int | tuple[int, int],
+    *,
+    training: bool = True,
+    per_channel: bool = True,
+    scale: str = "batch",
+    inplace: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""DropBlock on a batch of images :math:`(N, C, H, W)`.
+
+    Seed corners are drawn i.i.d. with probability
+    :math:`\gamma = p \prod S_i / (\prod k_i \prod (S_i - k_i + 1))` over the corners whose
+    block lies inside the map; each seed zeroes a ``block_size`` block, and the kept
+    values are multiplied by ``numel / kept``.
+
+    Args:
+        input: a floating-point tensor (N, C, H, W), any memory format (kept in the output).
+        p: drop rate in [0, 1] (the fraction of units to drop, not the keep rate).
+        block_size: an int or an ``(h, w)`` tuple; clamped to the map at call time.
+        training: apply DropBlock if ``True``; otherwise return ``input`` unchanged.
+        per_channel: one mask per (sample, channel) (the paper's Algorithm 1); ``False``
+            shares one mask per sample across channels.
+        scale: ``"batch"`` (``numel / kept`` over the whole tensor), ``"sample"`` (per
+            sample) or ``"none"``.
+        inplace: write the result into ``input`` and return it.
+        generator: a :class:`torch.Generator` on ``input``'s device that makes this call
+            reproducible on its own; default: the global generator.
+
+    Examples::
+
+        >>> x = torch.randn(2, 4, 14, 14)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> y = drop_block2d(x, p=0.1, block_size=7, generator=g)
+        >>> y2 = drop_block2d(x, p=0.1, block_size=7, generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(y, y2)
+        True
+        >>> drop_block2d(x, p=0.1, block_size=7, training=False) is x
+        True
+    """
+    return _functional(2, input, p, block_size, training, per_channel, scale, inplace, generator)
+
+
+def drop_block3d(
+    input: torch.Tensor,
+    p: float,
+    block_size: int | tuple[int, int, int],
+    *,
+    training: bool = True,
+    per_channel: bool = True,
+    scale: str = "batch",
+    inplace: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""DropBlock on a batch of volumes :math:`(N, C, D, H, W)`.
+
+    See :func:`drop_block2d` for the arguments.
+
+    Examples::
+
+        >>> y = drop_block3d(torch.ones(1, 2, 8, 8, 8), p=1.0, block_size=3)
+        >>> bool((y == 0).all())
+        True
+    """
+    return _functional(3, input, p, block_size, training, per_channel, scale, inplace, generator)

@@ -1,0 +1,165 @@
+"""``DropBlock1d``, ``DropBlock2d`` and ``DropBlock3d`` modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ._core import normalize_block_size, validate_per_channel, validate_rate, validate_scale
+from .functional import check_input, drop_block
+
+__all__ = ["DropBlock1d", "DropBlock2d", "DropBlock3d"]
+
+# FX symbolic tracing keeps the training-mode call as one leaf node.
+torch.fx.wrap("drop_block")
+
+
+class _DropBlockNd(nn.Module):
+    """Shared implementation; subclasses fix the spatial rank."""
+
+    _rank: ClassVar[int]
+    __constants__: ClassVar[list[str]] = ["block_size", "per_channel", "scale", "inplace"]
+
+    p_current: torch.Tensor
+
+    def __init__(
+        self,
+        p: float = 0.1,
+        block_size: int | tuple[int, ...] = 7,
+        *,
+        per_channel: bool = True,
+        scale: str = "batch",
+        inplace: bool = False,
+    ) -> None:
+        super().__init__()
+        self._p = validate_rate(p, "p")
+        self.block_size = normalize_block_size(block_size, self._rank)
+        self.per_channel = validate_per_channel(per_channel)
+        self.scale = validate_scale(scale)
+        if not isinstance(inplace, bool):
+            raise ValueError(f"Invalid value for `inplace`: expected True or False, got {inplace!r}.")
+        self.inplace = inplace
+        # The rate in force, as tensor state: a schedule changes its value in place, so a
+        # compiled model sees a new input value rather than a new constant (no recompilation).
+        self.register_buffer("p_current", torch.tensor(self._p, dtype=torch.float32), persistent=False)
+
+    @property
+    def p(self) -> float:
+        """The configured (maximum) drop rate; setting it also sets the rate in force."""
+        return self._p
+
+    @p.setter
+    def p(self, value: float) -> None:
+        self._p = validate_rate(value, "p")
+        self.set_current_p(self._p)
+
+    @torch.no_grad()
+    def set_current_p(self, value: float) -> None:
+        """Set the rate in force, in [0, ``p``], without changing the configuration.
+
+        It changes a tensor's value in place: a compiled model does not recompile.
+        """
+        rate = validate_rate(value, "p")
+        if rate > self._p:
+            raise ValueError(f"Invalid value for `p`: the rate in force must not exceed p={self._p}, got {rate!r}.")
+        self.p_current.fill_(rate)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Any:
+        # ``model.half()`` and friends would round the rate; keep it float32 (device moves still apply).
+        before = self.p_current
+        result = super()._apply(fn, recurse)
+        if self.p_current.dtype != torch.float32:
+            self.p_current = before.to(device=self.p_current.device)
+        return result
+
+    def forward(self, input: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if not self.training:
+            if not isinstance(input, torch.fx.Proxy):
+                check_input(input, self._rank, type(self).__name__)
+            return input
+        return drop_block(
+            input,
+            self._rank,
+            self._p,
+            self.block_size,
+            p_now=self.p_current,
+            per_channel=self.per_channel,
+            scale=self.scale,
+            inplace=self.inplace,
+            generator=generator,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"p={self._p}, block_size={self.block_size}, per_channel={self.per_channel}, "
+            f"scale={self.scale!r}, inplace={self.inplace}"
+        )
+
+
+class DropBlock1d(_DropBlockNd):
+    r"""DropBlock over sequences :math:`(N, C, L)`; see :class:`DropBlock2d`.
+
+    Examples::
+
+        >>> m = DropBlock1d(p=0.1, block_size=5)
+        >>> m(torch.randn(4, 8, 64)).shape
+        torch.Size([4, 8, 64])
+    """
+
+    _rank = 1
+
+
+class DropBlock2d(_DropBlockNd):
+    r"""DropBlock (Ghiasi, Lin and Le, 2018): zeroes contiguous blocks of each feature map.
+
+    In training mode (``module.train()``) seed corners are drawn i.i.d. over the corners
+    whose ``block_size`` block lies inside the map, with the paper's rate
+    :math:`\gamma = p \prod S_i / (\prod k_i \prod (S_i - k_i + 1))`; each seed's block is
+    zeroed, and the kept values are multiplied by ``numel / kept``. In eval mode the module
+    returns its input.
+
+    Args:
+        p: drop rate in [0, 1] (not the keep rate). It also bounds the rate in force,
+            ``p_current``, which :class:`~dropblock_torch.LinearDropBlockSchedule` ramps.
+        block_size: an int or an ``(h, w)`` tuple; clamped to the map at call time.
+        per_channel: one mask per (sample, channel) (the paper's Algorithm 1); ``False``
+            shares one mask per sample across channels.
+        scale: ``"batch"`` (over the whole tensor; under DDP, the local batch),
+            ``"sample"`` (per sample) or ``"none"``.
+        inplace: write the result into the input tensor.
+
+    Shape:
+        - Input: :math:`(N, C, H, W)`, channels first, any memory format.
+        - Output: the same shape, dtype and memory format.
+
+    Under ``torch.distributed`` each rank draws its own masks even when every rank seeded
+    the global generator identically (see the package README, "Distributed training").
+
+    Examples::
+
+        >>> m = DropBlock2d(p=0.1, block_size=7)
+        >>> m
+        DropBlock2d(p=0.1, block_size=(7, 7), per_channel=True, scale='batch', inplace=False)
+        >>> x = torch.randn(8, 16, 14, 14)
+        >>> y = m(x)
+        >>> m.eval()(x) is x
+        True
+    """
+
+    _rank = 2
+
+
+class DropBlock3d(_DropBlockNd):
+    r"""DropBlock over volumes :math:`(N, C, D, H, W)`; see :class:`DropBlock2d`.
+
+    Examples::
+
+        >>> m = DropBlock3d(p=0.1, block_size=(1, 3, 3))
+        >>> m(torch.randn(2, 4, 4, 16, 16)).shape
+        torch.Size([2, 4, 4, 16, 16])
+    """
+
+    _rank = 3

@@ -1,0 +1,108 @@
+"""Scheduled DropBlock: the paper's linear ramp of the drop rate over training steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._core import linear_ramp, validate_schedule
+from .modules import _DropBlockNd
+
+__all__ = ["LinearDropBlockSchedule"]
+
+
+class LinearDropBlockSchedule:
+    r"""Ramp every DropBlock module of ``model`` linearly from ``start`` to its ``p``.
+
+    After ``step`` calls to :meth:`step`, each DropBlock module ``m`` drops at rate
+    ``start + (m.p - start) * min(step / total_steps, 1)`` (the paper's scheduled
+    DropBlock). The rate lives in each module's ``p_current`` buffer and is changed in
+    place, so a ``torch.compile``-d model does not recompile.
+
+    The step count is a buffer of ``model`` itself (``name``, an int64 scalar), so it is
+    part of ``model.state_dict()`` and of any checkpoint of the model; loading a state dict
+    into ``model`` restores the step and the rates in force. The schedule adds no
+    submodule, so ``nn.Sequential`` models keep their forward. :meth:`state_dict` and
+    :meth:`load_state_dict` also save the schedule on its own.
+
+    Args:
+        model: the module whose DropBlock submodules are scheduled.
+        total_steps: steps over which the rate ramps (a positive int).
+        start: the rate at step 0, at most every module's ``p``.
+        name: the name of the step-count buffer registered on ``model``.
+
+    Examples::
+
+        >>> from dropblock_torch import DropBlock2d
+        >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), DropBlock2d(p=0.1, block_size=5))
+        >>> schedule = LinearDropBlockSchedule(model, total_steps=100)
+        >>> for _ in range(25):
+        ...     schedule.step()
+        >>> round(schedule.rates()[0], 6)
+        0.025
+        >>> int(model.state_dict()["dropblock_schedule_step"])
+        25
+    """
+
+    def __init__(
+        self, model: nn.Module, total_steps: int, start: float = 0.0, *, name: str = "dropblock_schedule_step"
+    ) -> None:
+        layers = [m for m in model.modules() if isinstance(m, _DropBlockNd)]
+        if not layers:
+            raise ValueError("LinearDropBlockSchedule: `model` holds no DropBlock module.")
+        for layer in layers:
+            validate_schedule(layer.p, total_steps, start)
+            if start > layer.p:
+                raise ValueError(
+                    f"Invalid value for `start`: expected at most every module's p ({layer.p}), got {start!r}."
+                )
+        _, self.total_steps, self.start = validate_schedule(layers[0].p, total_steps, start)
+        self.layers = tuple(layers)
+        self._step = 0
+        model.register_buffer(name, torch.zeros((), dtype=torch.int64, device=layers[0].p_current.device))
+        self._model = model
+        self._name = name
+        model.register_load_state_dict_post_hook(self._after_load)
+        self._update()
+
+    @property
+    def steps(self) -> int:
+        """Steps taken so far."""
+        return self._step
+
+    def rates(self) -> list[float]:
+        """The rate in force of each scheduled module, in ``model.modules()`` order."""
+        return [min(linear_ramp(self._step, self.total_steps, m.p, self.start), m.p) for m in self.layers]
+
+    def step(self) -> None:
+        """Advance one training step (no host synchronisation)."""
+        self._step += 1
+        self._counter().fill_(self._step)
+        self._update()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self._step, "total_steps": self.total_steps, "start": self.start}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._step = int(state["steps"])
+        self._counter().fill_(self._step)
+        self._update()
+
+    def _counter(self) -> torch.Tensor:
+        return self._model.get_buffer(self._name)
+
+    def _update(self) -> None:
+        for layer, rate in zip(self.layers, self.rates(), strict=True):
+            layer.set_current_p(rate)
+
+    def _after_load(self, module: nn.Module, incompatible_keys: Any) -> None:
+        self._step = int(self._counter())  # one host read per checkpoint load
+        self._update()
+
+    def __repr__(self) -> str:
+        return (
+            f"LinearDropBlockSchedule(total_steps={self.total_steps}, start={self.start}, "
+            f"layers={len(self.layers)}, steps={self._step})"
+        )

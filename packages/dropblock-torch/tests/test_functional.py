@@ -1,0 +1,199 @@
+"""The functional forms: arguments, identities, dtypes, layouts, in-place and autograd."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import generator
+
+from dropblock_torch import functional as F
+from dropblock_torch._core import gamma
+
+FUNCS = {1: F.drop_block1d, 2: F.drop_block2d, 3: F.drop_block3d}
+SHAPES = {1: (2, 3, 40), 2: (2, 3, 16, 12), 3: (2, 3, 6, 8, 10)}
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_eval_and_rate_zero_return_the_input(rank: int, device: torch.device) -> None:
+    x = torch.randn(SHAPES[rank], device=device)
+    assert FUNCS[rank](x, 0.5, 3, training=False) is x
+    assert FUNCS[rank](x, 0.0, 3) is x
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_rate_one_gives_finite_zeros(dtype: torch.dtype, device: torch.device) -> None:
+    x = torch.full((2, 3, 9, 9), float("inf"), dtype=dtype, device=device)
+    y = F.drop_block2d(x, 1.0, 4)
+    assert y.dtype == dtype
+    assert bool((y == 0).all())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"p": 1.5}, r"`p`.*\[0, 1\]"),
+        ({"p": -0.1}, r"`p`.*\[0, 1\]"),
+        ({"p": float("nan")}, r"`p`"),
+        ({"p": True}, r"`p`"),
+        ({"block_size": 0}, "block_size"),
+        ({"block_size": (3, 3, 3)}, "block_size"),
+        ({"scale": "global"}, "scale"),
+        ({"per_channel": 1}, "per_channel"),
+    ],
+)
+def test_invalid_arguments_raise_value_error(kwargs: dict, message: str) -> None:
+    args = {"p": 0.1, "block_size": 3, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        F.drop_block2d(torch.ones(1, 1, 4, 4), args.pop("p"), args.pop("block_size"), **args)
+
+
+def test_input_type_and_rank_errors() -> None:
+    with pytest.raises(TypeError, match="floating-point"):
+        F.drop_block2d(torch.ones(1, 1, 4, 4, dtype=torch.int32), 0.1, 3)
+    with pytest.raises(ValueError, match="4D input"):
+        F.drop_block2d(torch.ones(1, 4, 4), 0.1, 3)
+    with pytest.raises(ValueError, match="3D input"):
+        F.drop_block1d(torch.ones(1, 1, 4, 4), 0.1, 3, training=False)
+
+
+def test_empty_batch() -> None:
+    x = torch.ones(0, 3, 8, 8)
+    assert F.drop_block2d(x, 0.3, 3).shape == x.shape
+
+
+def test_generator_makes_a_call_reproducible(device: torch.device) -> None:
+    x = torch.randn(4, 8, 20, 20, device=device)
+    a = F.drop_block2d(x, 0.2, 5, generator=generator(device, 7))
+    b = F.drop_block2d(x, 0.2, 5, generator=generator(device, 7))
+    c = F.drop_block2d(x, 0.2, 5, generator=generator(device, 8))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    torch.manual_seed(3)
+    d = F.drop_block2d(x, 0.2, 5)
+    e = F.drop_block2d(x, 0.2, 5)
+    assert not torch.equal(d, e), "successive calls on the global generator must differ"
+
+
+def test_output_is_x_times_batch_scale_or_zero(device: torch.device) -> None:
+    x = torch.rand(4, 8, 20, 20, device=device, dtype=torch.float64) + 0.5
+    y = F.drop_block2d(x, 0.2, 5, generator=generator(device))
+    dropped = y == 0
+    s = x.numel() / int((~dropped).sum())
+    assert torch.equal(y[~dropped], x[~dropped] * s)
+
+
+def test_scale_sample_and_none(device: torch.device) -> None:
+    x = torch.ones(4, 8, 20, 20, device=device, dtype=torch.float64)
+    y = F.drop_block2d(x, 0.3, 5, scale="sample", generator=generator(device))
+    for sample in y:
+        kept = sample != 0
+        assert torch.allclose(sample[kept], torch.tensor(sample.numel() / int(kept.sum()), dtype=x.dtype))
+    z = F.drop_block2d(x, 0.3, 5, scale="none", generator=generator(device))
+    assert set(z.unique().tolist()) == {0.0, 1.0}
+
+
+def test_shared_mask_across_channels(device: torch.device) -> None:
+    y = F.drop_block2d(torch.ones(3, 5, 16, 16, device=device), 0.3, 3, per_channel=False)
+    assert bool(((y == 0) == (y[:, :1] == 0)).all())
+
+
+@pytest.mark.parametrize(("rank", "memory_format"), [(2, torch.channels_last), (3, torch.channels_last_3d)])
+def test_channels_last_is_preserved_with_the_same_values(rank: int, memory_format: torch.memory_format) -> None:
+    x = torch.randn(SHAPES[rank])
+    xc = x.contiguous(memory_format=memory_format)
+    for p in (0.2, 1.0):  # sparse and dense paths
+        y = FUNCS[rank](x, p, 3, generator=generator("cpu"))
+        yc = FUNCS[rank](xc, p, 3, generator=generator("cpu"))
+        assert yc.is_contiguous(memory_format=memory_format)
+        assert torch.equal(y, yc)
+
+
+def test_inplace_returns_the_input_with_the_out_of_place_values(device: torch.device) -> None:
+    x = torch.randn(2, 4, 16, 16, device=device)
+    expected = F.drop_block2d(x, 0.3, 3, generator=generator(device))
+    x_copy = x.clone()
+    y = F.drop_block2d(x_copy, 0.3, 3, inplace=True, generator=generator(device))
+    assert y is x_copy
+    assert torch.equal(y, expected)
+
+
+def test_inplace_on_a_non_leaf_keeps_autograd() -> None:
+    w = torch.ones(1, requires_grad=True)
+    x = torch.randn(2, 4, 16, 16) * w
+    y = F.drop_block2d(x, 0.3, 3, inplace=True, generator=generator("cpu"))
+    y.sum().backward()
+    assert w.grad is not None
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_dtype_is_kept(dtype: torch.dtype) -> None:
+    y = F.drop_block2d(torch.ones(2, 3, 12, 12, dtype=dtype), 0.2, 3)
+    assert y.dtype == dtype
+
+
+def test_float16_large_tensor_keeps_its_mean() -> None:
+    # 10^7 elements: a float16 count would overflow; the mean stays within 5% of 1.
+    x = torch.ones(10, 100, 100, 100, dtype=torch.float16)
+    y = F.drop_block2d(x, 0.1, 7, generator=generator("cpu"))
+    assert abs(y.float().mean().item() - 1.0) < 0.05
+
+
+def test_gradient_is_keep_times_scale(device: torch.device) -> None:
+    x = (torch.rand(2, 4, 16, 16, device=device) + 0.5).requires_grad_()
+    g = torch.randn_like(x)
+    y = F.drop_block2d(x, 0.3, 3, generator=generator(device))
+    y.backward(g)
+    keep = y != 0
+    s = x.numel() / int(keep.sum())
+    assert torch.allclose(x.grad, torch.where(keep, g * s, 0.0))
+
+
+def test_only_a_one_byte_mask_is_saved_for_backward() -> None:
+    x = torch.randn(4, 16, 28, 28, requires_grad=True)
+    saved: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = F.drop_block2d(x, 0.1, 7)
+    y.sum().backward()
+    saved_bytes = sum(t.numel() * t.element_size() for t in saved)
+    assert saved_bytes <= x.numel() + 64, f"saved {saved_bytes} bytes for {x.numel()} elements"
+
+
+def test_no_host_synchronisation_in_the_hot_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("host synchronisation in the hot path")
+
+    x = torch.randn(2, 4, 16, 16, requires_grad=True)
+    for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
+        monkeypatch.setattr(torch.Tensor, name, forbidden)
+    y = F.drop_block2d(x, 0.3, 3)
+    y.backward(torch.ones_like(y))
+
+
+def test_runs_on_the_meta_device() -> None:
+    # Nothing assumes CPU: the sampler allocates on the input's device.
+    y = F.drop_block2d(torch.empty(2, 4, 16, 16, device="meta"), 0.3, 3)
+    assert y.device.type == "meta"
+    assert y.shape == (2, 4, 16, 16)
+
+
+def test_seed_count_matches_the_binomial() -> None:
+    # 5 sigma of Binomial(corners, gamma), over the whole batch (fixed seed).
+    shape, block, p = (16, 32, 28, 28), 7, 0.1
+    x = torch.ones(shape, dtype=torch.float64)
+    from dropblock_torch._geometry import make_plan
+    from dropblock_torch.functional import sample_seeds
+
+    plan = make_plan(shape, (block, block), p, per_channel=True)
+    positions = sample_seeds(plan, p, x.device, generator("cpu", 11))
+    count = int((positions < plan.corners).sum())
+    g = gamma(p, (28, 28), (block, block))
+    mean, sd = plan.corners * g, math.sqrt(plan.corners * g * (1 - g))
+    assert abs(count - mean) <= 5 * sd
+    assert count < plan.capacity

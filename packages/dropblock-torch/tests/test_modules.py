@@ -1,0 +1,119 @@
+"""The modules: configuration, state, serialisation, tracing and exporting."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+
+import pytest
+import torch
+from conftest import generator
+from torch import nn
+
+from dropblock_torch import DropBlock1d, DropBlock2d, DropBlock3d
+from dropblock_torch.functional import drop_block2d
+
+
+def test_repr_and_defaults() -> None:
+    m = DropBlock3d()
+    assert repr(m) == "DropBlock3d(p=0.1, block_size=(7, 7, 7), per_channel=True, scale='batch', inplace=False)"
+    assert repr(DropBlock1d(0.2, 3, scale="none")).startswith("DropBlock1d(p=0.2, block_size=(3,)")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"p": 2.0}, {"p": "0.1"}, {"block_size": -1}, {"block_size": (3,)}, {"scale": "x"}, {"inplace": 1}],
+)
+def test_arguments_are_validated_at_construction(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        DropBlock2d(**kwargs)
+
+
+def test_module_matches_the_functional_and_eval_is_identity(device: torch.device) -> None:
+    m = DropBlock2d(p=0.2, block_size=5).to(device)
+    x = torch.randn(2, 4, 16, 16, device=device)
+    y = m(x, generator=generator(device, 3))
+    assert torch.equal(y, drop_block2d(x, 0.2, 5, generator=generator(device, 3)))
+    assert m.eval()(x) is x
+
+
+def test_wrong_rank_raises_in_eval_too() -> None:
+    with pytest.raises(ValueError, match="4D input"):
+        DropBlock2d().eval()(torch.ones(2, 3, 4))
+
+
+def test_p_setter_and_rate_in_force() -> None:
+    m = DropBlock2d(p=0.2)
+    m.set_current_p(0.05)
+    assert m.p == 0.2
+    assert float(m.p_current) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="must not exceed"):
+        m.set_current_p(0.3)
+    m.p = 0.3
+    assert float(m.p_current) == pytest.approx(0.3)
+    m.set_current_p(0.0)
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(m(x), x), "rate in force 0 is a bit-exact identity"
+
+
+def test_dtype_casts_do_not_round_the_rate() -> None:
+    m = nn.Sequential(nn.Conv2d(2, 2, 1), DropBlock2d(p=0.1)).half()
+    assert m[1].p_current.dtype == torch.float32
+    assert float(m[1].p_current) == pytest.approx(0.1, rel=1e-7)
+    assert m[0].weight.dtype == torch.float16
+
+
+def test_sequential_pickle_deepcopy_and_state_dict() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), DropBlock2d(p=0.2, block_size=3), nn.ReLU())
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert isinstance(clone[1], DropBlock2d)
+        assert (clone[1].p, clone[1].block_size) == (0.2, (3, 3))
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = nn.Sequential(nn.Conv2d(3, 4, 3), DropBlock2d(p=0.2, block_size=3), nn.ReLU())
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))  # strict: the layer adds no keys
+    x = torch.randn(2, 3, 10, 10)
+    assert torch.equal(fresh.eval()(x), model.eval()(x))
+
+
+def test_fx_symbolic_trace() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), DropBlock2d(p=0.2, block_size=3))
+    eval_graph = torch.fx.symbolic_trace(model.eval())
+    assert not any("drop_block" in str(node.target) for node in eval_graph.graph.nodes)
+    train_graph = torch.fx.symbolic_trace(model.train())
+    assert any(getattr(node.target, "__name__", "") == "drop_block" for node in train_graph.graph.nodes)
+    x = torch.randn(2, 3, 12, 12)
+    torch.manual_seed(0)
+    expected = model(x)
+    torch.manual_seed(0)
+    assert torch.equal(train_graph(x), expected)
+
+
+def test_torch_export_in_eval_mode_leaves_no_trace() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), DropBlock2d(p=0.2, block_size=3)).eval()
+    x = torch.randn(2, 3, 12, 12)
+    program = torch.export.export(model, (x,))
+    targets = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
+    assert targets == ["aten.conv2d.default"], targets
+    assert torch.equal(program.module()(x), model(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_autocast(dtype: torch.dtype) -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), DropBlock2d(p=0.2, block_size=3), nn.Conv2d(8, 2, 1))
+    x = torch.randn(2, 3, 16, 16)
+    with torch.autocast("cpu", dtype=dtype):
+        inner = model[1](model[0](x))
+        out = model(x)
+    assert inner.dtype == dtype
+    out.float().sum().backward()
+    assert model[0].weight.grad is not None
+    assert torch.isfinite(model[0].weight.grad).all()
+
+
+def test_channels_last_model() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), DropBlock2d(p=0.2, block_size=3)).to(memory_format=torch.channels_last)
+    y = model(torch.randn(2, 3, 16, 16).contiguous(memory_format=torch.channels_last))
+    assert y.is_contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,61 @@
+"""LinearDropBlockSchedule: the ramp, its checkpoint, and its validation."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from dropblock_torch import DropBlock1d, DropBlock2d, LinearDropBlockSchedule
+
+
+def model() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), DropBlock2d(p=0.2, block_size=3), DropBlock2d(p=0.1, block_size=5))
+
+
+def test_linear_ramp_per_module_then_constant() -> None:
+    m = model()
+    schedule = LinearDropBlockSchedule(m, total_steps=10, start=0.02)
+    assert schedule.rates() == pytest.approx([0.02, 0.02])
+    for _ in range(5):
+        schedule.step()
+    assert schedule.rates() == pytest.approx([0.11, 0.06])
+    assert float(m[1].p_current) == pytest.approx(0.11)
+    for _ in range(20):
+        schedule.step()
+    assert [float(m[1].p_current), float(m[2].p_current)] == pytest.approx([0.2, 0.1])
+
+
+def test_state_is_in_the_model_checkpoint() -> None:
+    m = model()
+    schedule = LinearDropBlockSchedule(m, total_steps=8)
+    for _ in range(3):
+        schedule.step()
+    buffer = io.BytesIO()
+    torch.save(m.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = model()
+    fresh_schedule = LinearDropBlockSchedule(fresh, total_steps=8)
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    assert float(fresh[1].p_current) == pytest.approx(0.2 * 3 / 8)
+    fresh_schedule.step()
+    assert float(fresh[2].p_current) == pytest.approx(0.1 * 4 / 8)
+    assert fresh_schedule.state_dict()["steps"] == 4
+
+
+def test_validation() -> None:
+    with pytest.raises(ValueError, match="no DropBlock"):
+        LinearDropBlockSchedule(nn.Linear(2, 2), total_steps=10)
+    with pytest.raises(ValueError, match="total_steps"):
+        LinearDropBlockSchedule(model(), total_steps=0)
+    with pytest.raises(ValueError, match="start"):
+        LinearDropBlockSchedule(model(), total_steps=10, start=0.15)
+
+
+def test_scheduled_rate_is_used_by_the_layer() -> None:
+    m = nn.Sequential(DropBlock1d(p=0.5, block_size=3))
+    LinearDropBlockSchedule(m, total_steps=10)
+    x = torch.ones(4, 8, 64)
+    assert torch.equal(m(x), x), "step 0 of a ramp from 0 is the identity"
