@@ -1,0 +1,172 @@
+"""Stage 2: seeds -> keep mask and kept counts -> scaled output (deterministic).
+
+A seed at corner ``c`` drops ``[c_i, c_i + k_i)`` on every spatial axis.
+
+* ``paint`` (sparse seeds): every seed writes its ``prod(k)`` block offsets into a uint8
+  buffer with one ``SparseToDense`` (duplicates allowed, a plain store on CPU; TF's scatter
+  kernels are 30x slower here). The buffer holds one row per count (the whole mask, or one
+  row per sample for ``scale="sample"``), each padded to a multiple of 2040 bytes so the
+  kept count is a carry-free sum of the rows read as int64 words (255 words per group, one
+  byte lane per element). Invalid seed slots, and offsets beyond a block clamped at run
+  time, write into a scratch region past the rows, never into the mask.
+* ``dilate`` (dense seed grid): a position is dropped when any corner covering it is a
+  seed: running sums along each spatial axis (separable, integer, exact).
+
+Both return the same mask and counts for the same seeds; ``apply_keep`` then computes
+``where(keep, x * s, 0)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import tensorflow as tf
+
+from ._plan import Dim, Plan, is_static, product
+
+_LANES = 8  # bytes per int64 word
+_WORDS = 255  # words summed per group: a byte lane then holds at most 255, no carry
+_ROW_ALIGN = _LANES * _WORDS
+
+
+def _strides(dims: tuple[Dim, ...]) -> list[Dim]:
+    strides: list[Dim] = []
+    acc: Dim = 1
+    for d in reversed(dims):
+        strides.append(acc)
+        acc = acc * d
+    return strides[::-1]
+
+
+def _count_rows(rows: tf.Tensor, n_rows: Dim, row_len: Dim) -> tf.Tensor:
+    """Sum of each row of a 0/1 uint8 ``[R, L]`` buffer (``L`` a multiple of 2040), int64 ``[R]``."""
+    groups = tf.cast(row_len // _ROW_ALIGN, tf.int64)
+    shape = tf.stack([tf.cast(n_rows, tf.int64), groups, _WORDS, _LANES])
+    words = tf.bitcast(tf.reshape(rows, shape), tf.int64)  # [R, G, 255]
+    lanes = tf.bitcast(tf.reduce_sum(words, axis=-1), tf.uint8)  # [R, G, 8], each lane <= 255
+    return tf.reduce_sum(tf.cast(lanes, tf.int64), axis=[1, 2])
+
+
+def paint(positions: tf.Tensor, valid: tf.Tensor, plan: Plan, *, per_sample: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """Keep mask (bool, ``plan.mask_dims``) and kept counts (int64, one per sample or one) from seed positions.
+
+    ``positions`` are flat indices into the corner grid (``plan.grid_dims``, row-major);
+    only those with ``valid`` set are painted.
+    """
+    mask_dims = plan.mask_dims
+    n_rows: Dim = mask_dims[0] if per_sample else 1
+    row_numel = product(mask_dims[1:]) if per_sample else product(mask_dims)
+    row_len = ((row_numel + _ROW_ALIGN - 1) // _ROW_ALIGN) * _ROW_ALIGN
+    mask_strides = _strides(mask_dims)
+    if per_sample:
+        mask_strides[0] = row_len
+    offsets = np.array(list(itertools.product(*(range(k) for k in plan.offsets))), dtype=np.int64)
+    offsets = offsets.reshape(-1, len(plan.offsets))  # [P, rank]
+    spatial_strides = [mask_strides[a] for a in plan.spatial_axes]
+    scratch = n_rows * row_len
+    sizes = [scratch, *spatial_strides, *mask_dims]
+    index_dtype = tf.int32 if is_static(sizes) and int(scratch) * 2 < 2**31 - 1 else tf.int64
+
+    def as_index(v: Dim) -> tf.Tensor:
+        return tf.cast(v, index_dtype)
+
+    # Offset of each block element from its corner, and the scratch region's size.
+    if is_static(spatial_strides):
+        table = tf.constant(offsets @ np.array(spatial_strides, dtype=np.int64), dtype=index_dtype)
+        scratch_size: Dim = int((offsets @ np.array(spatial_strides, dtype=np.int64)).max(initial=0)) + 1
+    else:
+        table = tf.reduce_sum(
+            tf.constant(offsets, index_dtype) * tf.stack([as_index(s) for s in spatial_strides])[None, :], axis=1
+        )
+        scratch_size = tf.reduce_max(table) + 1
+    # Corner coordinates -> flat buffer index of each seed's block corner.
+    rest = tf.cast(tf.where(valid, positions, tf.zeros_like(positions)), index_dtype)
+    base = tf.zeros_like(rest)
+    for grid_stride, buffer_stride in zip(_strides(plan.grid_dims), mask_strides, strict=True):
+        coord = rest // as_index(grid_stride)
+        rest = rest % as_index(grid_stride)
+        base = base + coord * as_index(buffer_stride)
+    base = tf.where(valid, base, as_index(scratch))
+    target = base[:, None] + table[None, :]
+    if not is_static(plan.block):  # the block was clamped at run time: skip offsets beyond it
+        inside = tf.reduce_all(
+            tf.constant(offsets, tf.int64) < tf.stack([tf.cast(k, tf.int64) for k in plan.block])[None, :], axis=1
+        )
+        target = tf.where(inside[None, :], target, as_index(scratch) + table[None, :])
+    buffer = tf.raw_ops.SparseToDense(
+        sparse_indices=tf.reshape(target, [-1]),
+        output_shape=tf.reshape(as_index(scratch + scratch_size), [1]),
+        sparse_values=tf.constant(0, tf.uint8),
+        default_value=tf.constant(1, tf.uint8),
+        validate_indices=False,
+    )
+    rows = tf.reshape(buffer[: as_index(scratch)], tf.stack([as_index(n_rows), as_index(row_len)]))
+    kept = _count_rows(rows, n_rows, row_len) - tf.cast(row_len - row_numel, tf.int64)
+    keep = tf.reshape(tf.cast(rows[:, : as_index(row_numel)], tf.bool), tf.stack([as_index(d) for d in mask_dims]))
+    return keep, kept
+
+
+def dilate(seeds: tf.Tensor, plan: Plan, *, per_sample: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """Keep mask and kept counts from a dense bool seed grid (same results as ``paint``).
+
+    Along each spatial axis, ``covered[p] = sum(seeds[p - k + 1 .. p]) > 0`` with zero
+    padding, from a running sum; the axes are separable.
+    """
+    hit = tf.cast(seeds, tf.int32)
+    ndim = len(plan.mask_dims)
+    for i, axis in enumerate(plan.spatial_axes):
+        k = tf.cast(plan.block[i], tf.int32)
+        size = tf.cast(plan.mask_dims[axis], tf.int32)
+        sums = tf.cumsum(tf.pad(hit, [[0, 0] if a != axis else [k, k - 1] for a in range(ndim)]), axis=axis)
+        upper = tf.gather(sums, tf.range(size) + k, axis=axis)
+        lower = tf.gather(sums, tf.range(size), axis=axis)
+        hit = tf.cast(upper - lower > 0, tf.int32)
+    keep = tf.equal(hit, 0)
+    axes = list(range(1, ndim)) if per_sample else list(range(ndim))
+    kept = tf.reshape(tf.reduce_sum(tf.cast(keep, tf.int64), axis=axes), [-1])
+    return keep, kept
+
+
+def scale_factor(x: tf.Tensor, keep: tf.Tensor, kept: tf.Tensor, scale: str) -> tf.Tensor:
+    """``s`` (float32, float64 for float64 ``x``), broadcastable to ``x``: numel / kept, 0 if nothing is kept.
+
+    ``kept`` counts mask elements (one count, or one per sample); a mask shared across
+    channels counts once per channel.
+    """
+    compute_dtype = tf.float64 if x.dtype == tf.float64 else tf.float32
+    if scale == "none":
+        return tf.ones([], compute_dtype)
+    size = tf.size(x, out_type=tf.int64)
+    kept = kept * (size // tf.maximum(tf.size(keep, out_type=tf.int64), 1))
+    if scale == "batch":
+        total = size
+        kept = tf.reshape(kept, [])
+    else:
+        total = tf.reduce_prod(tf.shape(x, out_type=tf.int64)[1:])
+        kept = tf.reshape(kept, [-1] + [1] * (len(x.shape) - 1))
+    return tf.math.divide_no_nan(tf.cast(total, compute_dtype), tf.cast(kept, compute_dtype))
+
+
+def apply_keep(x: tf.Tensor, keep: tf.Tensor, kept: tf.Tensor, scale: str) -> tf.Tensor:
+    """``where(keep, x * s, 0)`` in ``x``'s dtype; the gradient is ``keep * s`` (mask and ``s`` are constants).
+
+    Only the 1-byte mask and ``s`` are kept for the backward pass. Half-precision inputs
+    are scaled in float32 and rounded once.
+    """
+    s = tf.stop_gradient(scale_factor(x, keep, kept, scale))
+    zero = tf.zeros([], x.dtype)
+
+    def scaled(values: tf.Tensor) -> tf.Tensor:
+        if values.dtype == s.dtype:
+            return tf.where(keep, values * s, zero)
+        return tf.where(keep, tf.cast(tf.cast(values, s.dtype) * s, values.dtype), zero)
+
+    @tf.custom_gradient
+    def forward(values: tf.Tensor) -> tuple[tf.Tensor, object]:
+        def grad(upstream: tf.Tensor) -> tf.Tensor:
+            return scaled(upstream)
+
+        return scaled(values), grad
+
+    return forward(x)

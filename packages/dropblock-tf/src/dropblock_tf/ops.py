@@ -1,0 +1,196 @@
+"""The stateless functional DropBlock for plain TensorFlow.
+
+``drop_block`` is what the Keras layers call after drawing a seed from their
+``keras.random.SeedGenerator``; it only uses TF ops, so it runs eagerly, in
+``tf.function`` (also ``jit_compile=True``), in ``tf.data`` pipelines and in SavedModels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from . import _masking, _sampling
+from ._core import (
+    normalize_block_size,
+    validate_data_format,
+    validate_per_channel,
+    validate_rate,
+    validate_scale,
+)
+from ._plan import Plan, dims_of, make_plan, tf_gamma
+
+FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
+_LAYOUT = {
+    1: ("(N, L, C)", "(N, C, L)"),
+    2: ("(N, H, W, C)", "(N, C, H, W)"),
+    3: ("(N, D, H, W, C)", "(N, C, D, H, W)"),
+}
+
+
+def check_input(x: tf.Tensor, rank: int | None, data_format: str) -> int:
+    """Raise ``TypeError`` for a non-float input, ``ValueError`` for a wrong rank; return the spatial rank."""
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"DropBlock expects a floating-point input (float16, bfloat16, float32 or float64), got {x.dtype.name}."
+        )
+    ndim = x.shape.rank
+    if rank is None:
+        if ndim is None or ndim not in (3, 4, 5):
+            raise ValueError(f"drop_block expects a 3D, 4D or 5D input (1, 2 or 3 spatial dims), got shape {x.shape}.")
+        return ndim - 2
+    if ndim != rank + 2:
+        layout = _LAYOUT[rank][0 if data_format == "channels_last" else 1]
+        raise ValueError(
+            f"DropBlock{rank}D expects a {rank + 2}D input {layout} ({data_format}), got shape {x.shape} ({ndim}D)."
+        )
+    return rank
+
+
+def as_stateless_seed(seed: Any) -> tf.Tensor:
+    """A ``tf.random`` stateless seed: an int tensor of shape ``[2]`` (int64 values folded into int32 as Keras does)."""
+    seed = tf.convert_to_tensor(seed)
+    if not seed.dtype.is_integer or seed.shape.rank != 1 or seed.shape[0] not in (2, None):
+        raise ValueError(f"Invalid value for `seed`: expected a shape [2] integer tensor, got {seed!r}.")
+    if seed.dtype != tf.int32:
+        seed = tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), tf.int32.max - 1), tf.int32)
+    return seed
+
+
+def _replica_seed(seed: tf.Tensor) -> tf.Tensor:
+    """Fold the replica id into the seed under a multi-replica ``tf.distribute`` strategy."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return seed
+    return tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+
+
+def sample_keep(
+    plan: Plan, rate: tf.Tensor | float, seed: tf.Tensor, *, per_sample: bool
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Stage 1 (draw the seeds) and the painting of stage 2: keep mask and kept counts for one call."""
+    gamma = tf_gamma(rate, plan.factor)
+
+    def sparse() -> tuple[tf.Tensor, tf.Tensor]:
+        positions, valid = _sampling.sample_sparse(seed, gamma, plan.grid_dims, plan.capacity)
+        return _masking.paint(positions, valid, plan, per_sample=per_sample)
+
+    def dense() -> tuple[tf.Tensor, tf.Tensor]:
+        return _masking.dilate(_sampling.sample_dense(seed, gamma, plan.grid_dims), plan, per_sample=per_sample)
+
+    if isinstance(plan.sparse, bool):
+        return sparse() if plan.sparse else dense()
+    return tf.cond(plan.sparse, sparse, dense)
+
+
+def sample_seed_grid(plan: Plan, rate: tf.Tensor | float, seed: tf.Tensor) -> tf.Tensor:
+    """The seeds ``sample_keep`` draws for the same arguments, as a bool corner grid (for tests)."""
+    gamma = tf_gamma(rate, plan.factor)
+    shape = tf.stack([tf.cast(d, tf.int64) for d in plan.grid_dims])
+    if plan.sparse is True:
+        positions, valid = _sampling.sample_sparse(seed, gamma, plan.grid_dims, plan.capacity)
+        hits = tf.boolean_mask(positions, valid)[:, None]
+        flat = tf.scatter_nd(hits, tf.ones(tf.shape(hits)[:1], tf.int32), tf.reshape(tf.reduce_prod(shape), [1]))
+        return tf.reshape(flat > 0, shape)
+    if plan.sparse is False:
+        return _sampling.sample_dense(seed, gamma, plan.grid_dims)
+    raise ValueError("sample_seed_grid needs a static plan")
+
+
+@tf.autograph.experimental.do_not_convert
+def drop_block_nd(
+    x: tf.Tensor,
+    rate: tf.Tensor | float,
+    *,
+    max_rate: float,
+    seed: tf.Tensor,
+    block_size: Sequence[int],
+    data_format: str,
+    per_channel: bool,
+    scale: str,
+) -> tf.Tensor:
+    """Training-mode DropBlock on a checked input; ``rate`` may be a tensor not above ``max_rate``."""
+    if max_rate == 0.0:
+        return x
+    plan = make_plan(
+        dims_of(x),
+        block_size,
+        channels_last=data_format == "channels_last",
+        per_channel=per_channel,
+        max_rate=max_rate,
+    )
+    keep, kept = sample_keep(plan, rate, _replica_seed(as_stateless_seed(seed)), per_sample=scale == "sample")
+    return _masking.apply_keep(x, keep, kept, scale)
+
+
+@tf.autograph.experimental.do_not_convert
+def drop_block(
+    x: Any,
+    rate: float,
+    block_size: int | Sequence[int],
+    *,
+    seed: Any,
+    training: bool = True,
+    data_format: str = "channels_last",
+    per_channel: bool = True,
+    scale: str = "batch",
+) -> tf.Tensor:
+    """Stateless DropBlock (Ghiasi et al., 2018) on a 1D, 2D or 3D feature map.
+
+    Zeroes contiguous ``block_size`` blocks whose corners are i.i.d. Bernoulli(gamma) over
+    the corners whose block fits in the map, with ``gamma`` chosen so that about ``rate`` of
+    the units are dropped, then rescales the kept units.
+
+    Args:
+        x: float tensor ``(N, *S, C)`` (``channels_last``) or ``(N, C, *S)``.
+        rate: probability of dropping a unit, a Python number in [0, 1].
+        block_size: int or tuple of one int per spatial dim; clamped to the map at call time.
+        seed: a ``tf.random`` stateless seed, shape ``[2]`` ints. The same seed gives the same output.
+        training: if False, ``x`` is returned unchanged.
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+        per_channel: one mask per (sample, channel) (the paper's Algorithm 1); False shares
+            one mask per sample across channels.
+        scale: ``"batch"`` (numel / kept over the whole tensor), ``"sample"`` (per sample) or
+            ``"none"``.
+
+    Under a multi-replica ``tf.distribute`` strategy the replica id is folded into
+    ``seed``, so replicas draw independent masks, and ``"batch"`` counts the replica's
+    local batch.
+
+    Returns:
+        A tensor of ``x``'s shape and dtype.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> from dropblock_tf import drop_block
+    >>> x = tf.ones((2, 8, 8, 3))
+    >>> y = drop_block(x, 0.2, 3, seed=(1, 2))
+    >>> bool(tf.reduce_all(y == drop_block(x, 0.2, 3, seed=(1, 2))))
+    True
+    >>> drop_block(x, 0.2, 3, seed=(1, 2), training=False) is x
+    True
+    """
+    rate = validate_rate(rate)
+    data_format = validate_data_format(data_format)
+    per_channel = validate_per_channel(per_channel)
+    scale = validate_scale(scale)
+    x = tf.convert_to_tensor(x)
+    rank = check_input(x, None, data_format)
+    block = normalize_block_size(block_size, rank)
+    if not training or rate == 0.0:
+        return x
+    if rate == 1.0:  # every corner is a seed: kept = 0, s = 0 (gradient 0, never NaN)
+        return _masking.apply_keep(x, tf.zeros_like(x, dtype=tf.bool), tf.zeros([1], tf.int64), scale)
+    return drop_block_nd(
+        x,
+        rate,
+        max_rate=rate,
+        seed=seed,
+        block_size=block,
+        data_format=data_format,
+        per_channel=per_channel,
+        scale=scale,
+    )

@@ -1,0 +1,262 @@
+"""The Keras layers: API, validation, dtypes, graph modes, serialization and export."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import dropblock_tf
+from dropblock_tf import DropBlock1D, DropBlock2D, DropBlock3D, drop_block
+from dropblock_tf import layers as layers_module
+
+RNG = np.random.default_rng(0)
+
+
+def _x(shape, dtype="float32"):
+    return tf.constant(RNG.uniform(0.5, 1.5, size=shape).astype(dtype))
+
+
+# -- API and validation ------------------------------------------------------------------------
+
+
+def test_signature_and_config_round_trip():
+    layer = DropBlock2D(0.1, (3, 5), seed=7, data_format="channels_first", per_channel=False, scale="sample", name="db")
+    config = layer.get_config()
+    assert {k: config[k] for k in ("rate", "block_size", "seed", "data_format", "per_channel", "scale")} == {
+        "rate": 0.1,
+        "block_size": [3, 5],
+        "seed": 7,
+        "data_format": "channels_first",
+        "per_channel": False,
+        "scale": "sample",
+    }
+    clone = DropBlock2D.from_config(config)
+    assert clone.get_config() == config
+    assert keras.saving.get_registered_name(DropBlock2D) == "dropblock>DropBlock2D"
+
+
+def test_data_format_defaults_to_keras_config():
+    keras.config.set_image_data_format("channels_first")
+    assert DropBlock1D(0.1, 3).data_format == "channels_first"
+    keras.config.set_image_data_format("channels_last")
+    assert DropBlock3D(0.1, 3).data_format == "channels_last"
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan"), True, "0.1", None])
+def test_bad_rate(rate):
+    with pytest.raises(ValueError, match=r"`rate`.*\[0, 1\]"):
+        DropBlock2D(rate, 3)
+
+
+@pytest.mark.parametrize("block_size", [0, -1, (3,), (3, 0), 2.5, "3", (3, 3, 3)])
+def test_bad_block_size(block_size):
+    with pytest.raises(ValueError, match="block_size"):
+        DropBlock2D(0.1, block_size)
+
+
+@pytest.mark.parametrize("kwargs", [{"data_format": "NHWC"}, {"per_channel": 1}, {"scale": "global"}])
+def test_bad_options(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        DropBlock2D(0.1, 3, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "bool"])
+def test_integer_and_bool_inputs_raise_type_error(dtype):
+    with pytest.raises(TypeError, match="floating-point"):
+        DropBlock2D(0.1, 3)(tf.zeros((1, 4, 4, 2), dtype), training=True)
+    with pytest.raises(TypeError, match="floating-point"):
+        drop_block(tf.zeros((1, 4, 4, 2), dtype), 0.1, 3, seed=(0, 0))
+
+
+def test_wrong_rank_names_the_expected_rank():
+    with pytest.raises(ValueError, match="4D input"):
+        DropBlock2D(0.1, 3)(tf.zeros((2, 4, 4)), training=True)
+    with pytest.raises(ValueError, match="3D input"):
+        DropBlock1D(0.1, 3)(tf.zeros((2, 4, 4, 4)), training=True)
+
+
+def test_backend_other_than_tensorflow_raises_import_error():
+    # Keras picks its backend once per process; pretend it picked JAX.
+    code = "import keras; keras.backend.backend = lambda: 'jax'; import dropblock_tf"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
+    assert proc.returncode != 0
+    assert "ImportError" in proc.stderr
+    assert "'jax'" in proc.stderr
+    assert "dropblock-torch" in proc.stderr
+    assert "dropblock-jax" in proc.stderr
+
+
+# -- behaviour ---------------------------------------------------------------------------------
+
+
+def test_training_none_and_false_are_identity():
+    layer, x = DropBlock2D(0.5, 3, seed=1), _x((2, 8, 8, 3))
+    assert layer(x) is x or np.array_equal(layer(x), x)
+    np.testing.assert_array_equal(layer(x, training=False), x)
+
+
+def test_training_as_a_tensor():
+    layer, x = DropBlock2D(0.5, 3, seed=1), _x((2, 8, 8, 3))
+    fn = tf.function(lambda x, t: layer(x, training=t))
+    np.testing.assert_array_equal(fn(x, tf.constant(False)), x)
+    assert np.any(np.asarray(fn(x, tf.constant(True))) == 0)
+
+
+@pytest.mark.parametrize(("layer_cls", "shape"), [(DropBlock1D, (2, 40, 3)), (DropBlock3D, (2, 8, 8, 8, 3))])
+def test_other_ranks_drop_blocks(layer_cls, shape):
+    out = np.asarray(layer_cls(0.3, 3, seed=2)(tf.ones(shape), training=True))
+    assert (out == 0).any()
+    assert np.isclose(out.mean(), 1.0, atol=1e-5)
+
+
+def test_shared_mask_across_channels():
+    out = np.asarray(DropBlock2D(0.3, 3, seed=3, per_channel=False)(tf.ones((4, 10, 10, 5)), training=True))
+    assert (out == out[..., :1]).all()
+    assert (out == 0).any()
+
+
+def test_gradient_is_keep_times_scale():
+    layer, x = DropBlock2D(0.3, 3, seed=4), _x((2, 10, 10, 4))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+    g = _x((2, 10, 10, 4))
+    grad = np.asarray(tape.gradient(y, x, output_gradients=g))
+    kept = np.asarray(y) != 0
+    s = np.asarray(y)[kept][0] / np.asarray(x)[kept][0]
+    np.testing.assert_allclose(grad[kept], np.asarray(g)[kept] * s, rtol=1e-6)
+    assert (grad[~kept] == 0).all()
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")])
+def test_mixed_precision_policies(policy, expected, monkeypatch):
+    rates = []
+    original = layers_module.drop_block_nd
+    monkeypatch.setattr(
+        layers_module, "drop_block_nd", lambda x, rate, **k: rates.append(rate) or original(x, rate, **k)
+    )
+    keras.config.set_dtype_policy(policy)
+    layer = DropBlock2D(0.2, 3, seed=5)
+    out = layer(_x((2, 8, 8, 4)), training=True)
+    assert out.dtype.name == expected
+    assert layer.current_rate.dtype == "float32"
+    assert np.isfinite(np.asarray(tf.cast(out, tf.float32))).all()
+    assert rates[0].dtype == tf.float32  # the rate is not autocast to the compute dtype
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_explicit_dtype_policy(dtype):
+    out = DropBlock2D(0.2, 3, seed=6, dtype=dtype)(tf.cast(_x((2, 8, 8, 4)), dtype), training=True)
+    assert out.dtype.name == dtype
+
+
+def test_float16_ten_million_elements_keep_their_mean():
+    out = drop_block(tf.ones((16, 100, 100, 64), tf.float16), 0.1, 7, seed=(1, 1))
+    assert out.dtype == tf.float16
+    assert abs(float(tf.reduce_mean(tf.cast(out, tf.float32))) - 1.0) < 0.05
+
+
+@pytest.mark.parametrize("scale", ["batch", "sample", "none"])
+def test_empty_batch(scale):
+    assert DropBlock2D(0.2, 3, scale=scale)(tf.zeros((0, 8, 8, 2)), training=True).shape == (0, 8, 8, 2)
+    spec = tf.TensorSpec([None, 8, 8, 2])
+    fn = tf.function(lambda x: drop_block(x, 0.2, 3, seed=(0, 0), scale=scale), input_signature=[spec])
+    assert fn(tf.zeros((0, 8, 8, 2))).shape == (0, 8, 8, 2)
+
+
+# -- graph modes -------------------------------------------------------------------------------
+
+
+def test_tf_function_and_fully_dynamic_shapes(zero_blocks_ok):
+    layer = DropBlock2D(0.2, 5, seed=7)
+    fn = tf.function(lambda x: layer(x, training=True), input_signature=[tf.TensorSpec([None, None, None, 3])])
+    for shape in [(2, 12, 12, 3), (1, 20, 7, 3), (3, 4, 4, 3), (0, 6, 6, 3)]:
+        out = np.asarray(fn(tf.ones(shape)))
+        assert out.shape == shape
+        assert zero_blocks_ok(out, (5, 5))
+        if out.size:
+            np.testing.assert_allclose(out[out != 0], out.size / (out != 0).sum(), rtol=1e-6)
+    assert fn.experimental_get_tracing_count() == 1
+
+
+def test_dynamic_shapes_match_static_shapes_bit_for_bit():
+    x = _x((3, 14, 14, 8))
+    static = drop_block(x, 0.1, 7, seed=(9, 9))
+    spec = tf.TensorSpec([None, None, None, 8])
+    dynamic = tf.function(lambda x: drop_block(x, 0.1, 7, seed=(9, 9)), input_signature=[spec])(x)
+    np.testing.assert_array_equal(static, dynamic)
+
+
+def test_jit_compile_matches_eager_and_does_not_retrace_on_rate_change():
+    layer = DropBlock2D(0.3, 3, seed=8)
+    x = _x((2, 10, 10, 4))
+    step = tf.function(lambda x, seed: drop_block(x, 0.3, 3, seed=seed), jit_compile=True)
+    np.testing.assert_array_equal(step(x, tf.constant([1, 2])), drop_block(x, 0.3, 3, seed=(1, 2)))
+    traced = tf.function(lambda x: layer(x, training=True), jit_compile=True)
+    outs = []
+    for rate in (0.0, 0.1, 0.3):
+        layer.current_rate.assign(rate)
+        outs.append(np.asarray(traced(x)))
+    np.testing.assert_array_equal(outs[0], x)
+    assert (outs[1] == 0).any()
+    assert (outs[2] == 0).any()
+    assert traced.experimental_get_tracing_count() == 1
+
+
+def _model(input_shape=(None, None, 3)):
+    inputs = keras.Input(input_shape)
+    h = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.ReLU()(h)
+    h = DropBlock2D(0.1, block_size=5, seed=3)(h)
+    outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(h))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_fit_evaluate_predict_in_graph_mode(jit_compile):
+    model = _model()
+    model.compile(optimizer="adam", loss="mse", jit_compile=jit_compile)
+    x, y = RNG.normal(size=(12, 10, 10, 3)).astype("float32"), RNG.normal(size=(12, 1)).astype("float32")
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert np.isfinite(model.evaluate(x, y, verbose=0))
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# -- serialization and export --------------------------------------------------------------
+
+
+def test_keras_file_round_trip_without_custom_objects(tmp_path):
+    model = _model((12, 12, 3))
+    x = RNG.normal(size=(2, 12, 12, 3)).astype("float32")
+    model.layers[4].current_rate.assign(0.05)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    layer = loaded.layers[4]
+    assert isinstance(layer, DropBlock2D)
+    assert layer.get_config() == model.layers[4].get_config()
+    assert float(layer.current_rate.value.numpy()) == pytest.approx(0.05)
+    np.testing.assert_array_equal(loaded(x), model(x))
+    # The seed generator's state is saved too: the next training-mode calls agree.
+    np.testing.assert_array_equal(loaded(x, training=True), model(x, training=True))
+
+
+def test_saved_model_export(tmp_path):
+    model = _model((12, 12, 3))
+    x = RNG.normal(size=(2, 12, 12, 3)).astype("float32")
+    model(x)
+    model.export(str(tmp_path / "sm"), verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "sm"))
+    np.testing.assert_allclose(reloaded.serve(x), model(x), rtol=1e-6, atol=1e-6)
+
+
+def test_public_names():
+    assert set(dropblock_tf.__all__) >= {"DropBlock1D", "DropBlock2D", "DropBlock3D", "DropBlockSchedule", "drop_block"}

@@ -1,0 +1,88 @@
+"""DropBlockSchedule: the linear ramp, no retracing, and restoring from checkpoints."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from dropblock_tf import DropBlock2D, DropBlockSchedule
+from dropblock_tf import layers as layers_module
+
+DATA = np.random.default_rng(0).normal(size=(40, 6, 6, 2)).astype("float32")
+TARGETS = np.zeros((40, 1), "float32")
+
+
+def _model(rates=(0.2, 0.1)):
+    inner = keras.Sequential([keras.Input((6, 6, 2)), DropBlock2D(rates[1], 3, seed=2)], name="inner")
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 2)),
+            DropBlock2D(rates[0], 3, seed=1),
+            inner,  # a nested model's layers are scheduled too
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def _rates(model):
+    return [
+        float(model.layers[0].current_rate.value.numpy()),
+        float(model.layers[1].layers[0].current_rate.value.numpy()),
+    ]
+
+
+def _fit(model, steps, schedule):
+    model.fit(DATA[: 2 * steps], TARGETS[: 2 * steps], batch_size=2, epochs=1, verbose=0, callbacks=[schedule])
+
+
+def test_rates_ramp_linearly_and_do_not_retrace(monkeypatch):
+    traces = []
+    original = layers_module.drop_block_nd
+    monkeypatch.setattr(layers_module, "drop_block_nd", lambda *a, **k: traces.append(1) or original(*a, **k))
+    model = _model()
+    schedule = DropBlockSchedule(10, start=0.0)
+    _fit(model, 4, schedule)
+    assert _rates(model) == pytest.approx([0.08, 0.04])
+    _fit(model, 4, schedule)
+    assert _rates(model) == pytest.approx([0.16, 0.08])
+    _fit(model, 5, schedule)
+    assert _rates(model) == pytest.approx([0.2, 0.1])  # held at the target after total_steps
+    assert len(traces) == 2  # one trace of the train step (two layers), whatever the rate
+
+
+def test_start_value():
+    model = _model()
+    _fit(model, 2, DropBlockSchedule(4, start=0.05))
+    assert _rates(model) == pytest.approx([0.125, 0.075])
+
+
+def test_start_above_a_target_is_rejected():
+    with pytest.raises(ValueError, match="start"):
+        _fit(_model(), 1, DropBlockSchedule(4, start=0.15))
+
+
+@pytest.mark.parametrize("kwargs", [{"total_steps": 0}, {"total_steps": 2.5}, {"total_steps": 4, "start": 1.5}])
+def test_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        DropBlockSchedule(**kwargs)
+
+
+@pytest.mark.parametrize("kind", ["keras", "weights"])
+def test_restored_model_resumes_the_ramp(tmp_path, kind):
+    model = _model()
+    _fit(model, 3, DropBlockSchedule(10))
+    if kind == "keras":
+        model.save(tmp_path / "m.keras")
+        restored = keras.saving.load_model(tmp_path / "m.keras")
+    else:
+        model.save_weights(tmp_path / "m.weights.h5")
+        restored = _model()
+        restored.load_weights(tmp_path / "m.weights.h5")
+    assert _rates(restored) == pytest.approx([0.06, 0.03])
+    if kind == "keras":  # the optimizer's step count travels in .keras files
+        _fit(restored, 1, DropBlockSchedule(10))
+        assert _rates(restored) == pytest.approx([0.08, 0.04])
