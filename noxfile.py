@@ -129,3 +129,10 @@ def onnx(session: nox.Session, framework: str) -> None:
     session.run("pytest", "-q", f"{package(framework)}/tests", "-k", "onnx")
     run_suite(session, framework, "-k", "onnx-inference")
 
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml) into site/, strict: no framework needs installing."""
+    install(session, "-r", "docs/requirements.txt", *SHARED)
+    site = str(ROOT / "site")
+    session.run("mkdocs", "build", "--strict", "--site-dir", site, env={"NO_MKDOCS_2_WARNING": "1"})
