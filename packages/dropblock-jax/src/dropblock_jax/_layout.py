@@ -1,0 +1,151 @@
+"""Static geometry of one call: shapes, axes, the seed rate factor and the sampler's capacity.
+
+Everything here is plain Python computed from static shapes while JAX traces, so the
+tensor code in ``_sampling`` and ``_painting`` only ever sees fixed shapes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ._core import (
+    clamp_block,
+    gamma_factor,
+    normalize_block_size,
+    num_corners,
+    seed_capacity,
+    sparse_is_cheaper,
+    valid_corners,
+)
+
+# Flat int32 indices address the mask and the corner grid.
+_INDEX_LIMIT = 2**31 - 256
+
+
+def validate_block_size(block_size: object, spatial_dims: int | None = None) -> int | tuple[int, ...]:
+    """Check ``block_size`` in a module's constructor.
+
+    With ``spatial_dims`` the block must be an int or a tuple of that length and comes back
+    as a tuple; without it an int stays an int (any rank) and a tuple fixes the rank.
+
+    >>> validate_block_size((3, 5))
+    (3, 5)
+    >>> validate_block_size(3, spatial_dims=2)
+    (3, 3)
+    >>> validate_block_size([3], spatial_dims=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid value for `block_size`: expected a positive int or a tuple of 2 positive ints, got [3].
+    """
+    if spatial_dims is not None:
+        if spatial_dims not in (1, 2, 3):
+            raise ValueError(f"Invalid value for `spatial_dims`: expected 1, 2 or 3, got {spatial_dims!r}.")
+        return normalize_block_size(block_size, rank=spatial_dims)
+    if isinstance(block_size, (tuple, list)) and 1 <= len(block_size) <= 3:
+        return normalize_block_size(block_size, rank=len(block_size))
+    return normalize_block_size(block_size, rank=1)[0]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the batch, channel and spatial axes are, and the static sizes that follow.
+
+    ``grid_shape`` is the corner grid ``(N, C', *V)`` (or ``(N, *V, C')``) and
+    ``mask_shape`` the keep mask ``(N, C', *S)`` (or ``(N, *S, C')``); ``C' = 1`` when the
+    mask is shared across channels.
+    """
+
+    shape: tuple[int, ...]
+    data_format: str
+    per_channel: bool
+    block: tuple[int, ...]
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...], block_size: object, data_format: str, per_channel: bool) -> Layout:
+        """Validate the rank and the block size against ``shape`` and clamp the block."""
+        rank = len(shape) - 2
+        if isinstance(block_size, (tuple, list)) and 1 <= len(block_size) <= 3 and len(block_size) != rank:
+            want = len(block_size)
+            raise ValueError(
+                f"Invalid input rank: block_size {tuple(block_size)} has {want} spatial dims, so the input must be "
+                f"{want + 2}D (N, C and {want} spatial dims), got shape {tuple(shape)} ({len(shape)}D)."
+            )
+        if not 1 <= rank <= 3:
+            raise ValueError(
+                f"Invalid input rank: expected a 3D, 4D or 5D input (N, C, *spatial) with 1 to 3 spatial "
+                f"dimensions, got shape {tuple(shape)} of rank {len(shape)}."
+            )
+        block = normalize_block_size(block_size, rank=rank)
+        spatial = cls.spatial_of(tuple(shape), data_format)
+        return cls(tuple(int(d) for d in shape), data_format, per_channel, clamp_block(spatial, block))
+
+    @staticmethod
+    def spatial_of(shape: tuple[int, ...], data_format: str) -> tuple[int, ...]:
+        return shape[2:] if data_format == "channels_first" else shape[1:-1]
+
+    @property
+    def channel_axis(self) -> int:
+        return 1 if self.data_format == "channels_first" else len(self.shape) - 1
+
+    @property
+    def spatial_axes(self) -> tuple[int, ...]:
+        rank = len(self.shape) - 2
+        start = 2 if self.data_format == "channels_first" else 1
+        return tuple(range(start, start + rank))
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        return self.spatial_of(self.shape, self.data_format)
+
+    @property
+    def corners(self) -> tuple[int, ...]:
+        return valid_corners(self.spatial, self.block)
+
+    def _with(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
+        shape = list(self.shape)
+        if not self.per_channel:
+            shape[self.channel_axis] = 1
+        for axis, size in zip(self.spatial_axes, spatial, strict=True):
+            shape[axis] = size
+        return tuple(shape)
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return self._with(self.corners)
+
+    @property
+    def mask_shape(self) -> tuple[int, ...]:
+        return self._with(self.spatial)
+
+    @property
+    def num_grid(self) -> int:
+        return math.prod(self.grid_shape)
+
+    @property
+    def gamma_factor(self) -> float:
+        """``gamma / rate`` for ``rate < 1`` (``dropblock_core.gamma_factor``)."""
+        return gamma_factor(self.spatial, self.block)
+
+    def gamma_max(self, max_rate: float) -> float:
+        """The largest seed probability a rate of at most ``max_rate`` can give."""
+        if max_rate >= 1.0:
+            return 1.0
+        return min(1.0, max_rate * self.gamma_factor)
+
+    def capacity(self, max_rate: float) -> int:
+        """Static number of seed slots the sparse sampler draws (``dropblock_core.seed_capacity``)."""
+        if num_corners(self.spatial, self.block) == 0:
+            return 0
+        return seed_capacity(self.num_grid, self.gamma_max(max_rate))
+
+    def use_sparse(self, capacity: int) -> bool:
+        """Whether to draw and paint ``capacity`` seeds rather than draw every corner and dilate."""
+        return sparse_is_cheaper(capacity, self.block, math.prod(self.mask_shape))
+
+    def check_index_range(self) -> None:
+        """Flat indices are int32: refuse a mask or grid they cannot address."""
+        if math.prod(self.mask_shape) > _INDEX_LIMIT:
+            raise ValueError(
+                f"Input too large: the keep mask of shape {self.mask_shape} has more than 2**31 - 1 elements."
+            )

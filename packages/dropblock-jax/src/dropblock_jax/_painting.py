@@ -1,0 +1,148 @@
+"""Stage 2: the deterministic function ``seeds -> output``.
+
+Seeds become a keep mask, either by painting each sparse seed's block (a scatter of
+``prod(k)`` flat offsets per seed) or by dilating a dense seed grid (a separable running
+maximum along each spatial axis). ``apply_mask`` then scales and masks the input.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ._layout import Layout
+
+
+def _strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(s) for s in np.cumprod((1, *shape[::-1]))[:-1][::-1])
+
+
+def paint_positions(positions: jax.Array, layout: Layout) -> jax.Array:
+    """Keep mask (``layout.mask_shape``, bool) with the block of every seed position cleared.
+
+    ``positions`` are flat indices into ``layout.grid_shape``; values at or past its size
+    are unused slots and are never written.
+    """
+    grid_shape, mask_shape = layout.grid_shape, layout.mask_shape
+    size = math.prod(mask_shape)
+    if positions.shape[0] == 0 or size == 0:
+        return jnp.ones(mask_shape, dtype=jnp.bool_)
+    num_grid = math.prod(grid_shape)
+    valid = positions < num_grid
+    coords = jnp.unravel_index(jnp.where(valid, positions, 0), grid_shape)
+    mask_strides = _strides(mask_shape)
+    base = sum((c * st for c, st in zip(coords, mask_strides, strict=True)), start=jnp.int32(0))
+    axes = layout.spatial_axes
+    offsets = np.array(
+        [
+            sum(o * mask_strides[a] for o, a in zip(off, axes, strict=True))
+            for off in itertools.product(*(range(k) for k in layout.block))
+        ],
+        dtype=np.int32,
+    )
+    index = jnp.where(valid[:, None], base[:, None] + offsets[None, :], size)
+    dropped = jnp.zeros((size,), dtype=jnp.bool_).at[index.reshape(-1)].set(True, mode="drop")
+    return jnp.logical_not(dropped).reshape(mask_shape)
+
+
+def dilate_grid(seeds: jax.Array, layout: Layout) -> jax.Array:
+    """Keep mask from a dense bool seed grid: position ``p`` is dropped iff a seed lies in
+    ``(p - k, p]`` on every spatial axis, computed as one running maximum per axis."""
+    hit = seeds.astype(jnp.uint8)
+    for axis, k in zip(layout.spatial_axes, layout.block, strict=True):
+        if k == 1:
+            continue
+        pad = [(0, 0, 0)] * hit.ndim
+        pad[axis] = (k - 1, k - 1, 0)
+        hit = lax.pad(hit, jnp.uint8(0), pad)
+        window = [1] * hit.ndim
+        window[axis] = k
+        hit = lax.reduce_window(hit, jnp.uint8(0), lax.max, tuple(window), (1,) * hit.ndim, "VALID")
+    return hit == 0
+
+
+def compute_dtype(dtype: jnp.dtype) -> jnp.dtype:
+    """Scales are computed in float32, or float64 for float64 inputs."""
+    return jnp.dtype(jnp.float64) if jnp.dtype(dtype) == jnp.float64 else jnp.dtype(jnp.float32)
+
+
+def scale_of(keep: jax.Array, layout: Layout, scale: str, dtype: jnp.dtype) -> jax.Array:
+    """``numel / kept`` over the tensor (``"batch"``), per sample (``"sample"``), or 1.
+
+    Kept elements are counted exactly in int32 (integer sums do not depend on the order of
+    summation, so a sharded call counts the same as an unsharded one); ``kept == 0`` gives 0.
+    A mask shared across channels counts once per channel.
+    """
+    cdt = compute_dtype(dtype)
+    if scale == "none":
+        return jnp.ones((), dtype=cdt)
+    channels = 1 if layout.per_channel else layout.shape[layout.channel_axis]
+    n = layout.shape[0]
+    per_sample = keep.reshape(n, -1).sum(axis=1, dtype=jnp.int32)
+    if scale == "batch":
+        kept = per_sample.sum(dtype=jnp.int32).astype(cdt) * channels
+        numel = math.prod(layout.shape)
+    else:
+        kept = per_sample.astype(cdt) * channels
+        numel = math.prod(layout.shape[1:])
+    s = jnp.where(kept > 0, jnp.asarray(numel, dtype=cdt) / jnp.where(kept > 0, kept, 1), 0)
+    s = s.astype(cdt)
+    if scale == "sample":
+        s = s.reshape((n,) + (1,) * (len(layout.shape) - 1))
+    return s
+
+
+def apply_mask(x: jax.Array, keep: jax.Array, layout: Layout, scale: str) -> jax.Array:
+    """``where(keep, x * s, 0)`` in ``x.dtype``; the gradient is ``keep * s``."""
+    return _masked_scale(x, keep, scale_of(keep, layout, scale, x.dtype))
+
+
+def _scale_kept(v: jax.Array, keep: jax.Array, s: jax.Array) -> jax.Array:
+    scaled = (v.astype(s.dtype) * s).astype(v.dtype)
+    return jnp.where(keep, scaled, jnp.zeros((), dtype=v.dtype))
+
+
+@jax.custom_vjp
+def _masked_scale(x: jax.Array, keep: jax.Array, s: jax.Array) -> jax.Array:
+    return _scale_kept(x, keep, s)
+
+
+def _masked_scale_fwd(x: jax.Array, keep: jax.Array, s: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    # Residuals: the 1-byte mask and the scalar (or per-sample) scale, nothing of x's size.
+    return _scale_kept(x, keep, s), (keep, s)
+
+
+def _masked_scale_bwd(residuals: tuple[jax.Array, jax.Array], g: jax.Array) -> tuple[jax.Array, None, None]:
+    keep, s = residuals
+    return _scale_kept(g, keep, s), None, None
+
+
+_masked_scale.defvjp(_masked_scale_fwd, _masked_scale_bwd)
+
+
+def apply_seed_grid(x: jax.Array, seeds: np.ndarray, layout: Layout, scale: str) -> jax.Array:
+    """Stage 2 on a given bool seed grid, by the method the layer would choose for as many seeds.
+
+    Sparse painting of the seeds' flat positions when ``dropblock_core.sparse_is_cheaper``
+    says so for that many seeds, dense dilation otherwise; then ``apply_mask``.
+    """
+    positions = np.flatnonzero(seeds).astype(np.int32)
+    if layout.use_sparse(len(positions)):
+        return _apply_positions(x, jnp.asarray(positions), layout, scale)
+    return _apply_grid(x, jnp.asarray(seeds), layout, scale)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _apply_positions(x: jax.Array, positions: jax.Array, layout: Layout, scale: str) -> jax.Array:
+    return apply_mask(x, paint_positions(positions, layout), layout, scale)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _apply_grid(x: jax.Array, seeds: jax.Array, layout: Layout, scale: str) -> jax.Array:
+    return apply_mask(x, dilate_grid(seeds, layout), layout, scale)

@@ -1,0 +1,158 @@
+"""The pure function ``drop_block`` that both Flax modules call."""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _painting, _sampling
+from ._core import validate_data_format, validate_per_channel, validate_rate, validate_scale
+from ._layout import Layout
+
+__all__ = ["drop_block"]
+
+
+def concrete_rate(rate: Any, name: str = "rate") -> float | None:
+    """The rate as a validated Python float, or ``None`` when it is traced.
+
+    A concrete rate (Python number, NumPy or JAX scalar) must be a real number in
+    [0, 1]; bools and NaN raise ``ValueError`` (``dropblock_core.validate_rate``).
+    """
+    if isinstance(rate, jax.core.Tracer):
+        return None
+    if isinstance(rate, numbers.Number) or rate is None or isinstance(rate, str):
+        return validate_rate(rate, name)
+    array = np.asarray(rate)
+    if array.ndim != 0 or array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
+        return validate_rate(rate, name)  # raises with the canonical message
+    return validate_rate(array.item(), name)
+
+
+def static_rate(rate: Any, name: str = "rate") -> float:
+    """A module's configured rate: concrete and validated (it sizes the sampler)."""
+    fixed = concrete_rate(rate, name)
+    if fixed is None:
+        raise ValueError(f"Invalid value for `{name}`: expected a concrete real number in [0, 1], got a tracer.")
+    return fixed
+
+
+def check_input(x: Any) -> jax.Array:
+    """Return ``x`` as a JAX array, raising ``TypeError`` for integer or bool inputs."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"DropBlock expects a floating-point input, got dtype {x.dtype}.")
+    return x
+
+
+def drop_block(
+    key: jax.Array,
+    x: jax.Array,
+    rate: float | jax.Array,
+    block_size: int | tuple[int, ...],
+    *,
+    data_format: str = "channels_last",
+    per_channel: bool = True,
+    scale: str = "batch",
+    max_rate: float | None = None,
+) -> jax.Array:
+    """Apply DropBlock to ``x`` in training mode (Ghiasi et al., 2018).
+
+    Seed corners are drawn i.i.d. Bernoulli(``gamma``) over the corners whose block lies
+    inside the map, ``gamma = rate * prod(S) / (prod(k) * prod(S - k + 1))`` (capped at 1),
+    every seed's block is zeroed and the kept values are rescaled. The spatial rank is
+    ``x.ndim - 2`` (1D, 2D or 3D); ``block_size`` is clamped to the map at call time.
+
+    Args:
+      key: a JAX PRNG key; the same key gives the same output.
+      x: floating-point input ``(N, *spatial, C)`` (``channels_last``) or
+        ``(N, C, *spatial)`` (``channels_first``). Integer and bool inputs raise
+        ``TypeError``.
+      rate: the drop probability in [0, 1] (_not_ the keep rate!). It may be a traced
+        scalar under ``jax.jit``, so a schedule does not recompile; a concrete rate is
+        validated eagerly.
+      block_size: an int, or a tuple with one positive int per spatial dimension.
+      data_format: ``"channels_last"`` (Flax's convention) or ``"channels_first"``.
+      per_channel: one mask per (sample, channel), as in the paper's Algorithm 1; ``False``
+        shares one mask per sample across channels.
+      scale: ``"batch"``: kept values are multiplied by ``numel / kept`` over the whole
+        array; ``"sample"``: per sample; ``"none"``: not rescaled. Under ``jax.jit`` with
+        sharded inputs ``"batch"`` counts over the global array (JAX's global view); inside
+        ``shard_map`` it counts over the local shard.
+      max_rate: static upper bound on ``rate`` (keyword-only). The sparse sampler draws a
+        static number of seed slots sized for this rate, so it sets the cost of a call and
+        never its distribution for rates up to it. Defaults to ``rate`` when that is
+        concrete, else 1.0 (which falls back to one draw per corner). Pass the schedule's
+        target when feeding a traced rate. A traced rate above ``max_rate`` is clipped to
+        it, except that a rate of 1 always drops everything.
+
+    Returns:
+      An array of the same shape and dtype as ``x``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from dropblock_jax import drop_block
+      >>> x = jnp.ones((2, 14, 14, 8))
+      >>> y = drop_block(jax.random.key(0), x, 0.1, 7)
+      >>> y.shape, y.dtype
+      ((2, 14, 14, 8), dtype('float32'))
+      >>> bool(((y == 0) | (y > 1)).all())  # dropped, or kept and rescaled
+      True
+      >>> bool((drop_block(jax.random.key(0), x, 0.0, 7) == x).all())
+      True
+    """
+    x = check_input(x)
+    data_format = validate_data_format(data_format)
+    per_channel = validate_per_channel(per_channel)
+    scale = validate_scale(scale)
+    layout = Layout.of(tuple(x.shape), block_size, data_format, per_channel)
+    fixed = concrete_rate(rate)
+    bound = static_rate(max_rate, "max_rate") if max_rate is not None else (1.0 if fixed is None else fixed)
+    if fixed == 0.0 or x.size == 0:
+        return x
+    if fixed == 1.0:
+        return jnp.zeros_like(x)
+    layout.check_index_range()
+    return _train(key, x, jnp.asarray(rate, dtype=jnp.float32), layout, scale, bound, fixed is None)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+def _train(key: jax.Array, x: jax.Array, rate: jax.Array, layout: Layout, scale: str, max_rate: float, traced: bool):
+    """Sampling and stage 2 as one compiled computation (inlined when already under ``jit``)."""
+    keep = sample_keep_mask(key, layout, rate, max_rate)
+    if traced:
+        keep = jnp.logical_and(keep, rate < 1.0)  # a traced rate of 1 drops everything
+    return _painting.apply_mask(x, keep, layout, scale)
+
+
+def effective_gamma(rate: jax.Array, layout: Layout, max_rate: float) -> jax.Array:
+    """``gamma`` for ``min(rate, max_rate)`` as a float32 scalar (1 when the rate is 1)."""
+    clipped = jnp.minimum(rate, jnp.float32(max_rate))
+    gamma = jnp.minimum(clipped * jnp.float32(layout.gamma_factor), 1.0)
+    return jnp.where(clipped >= 1.0, 1.0, gamma).astype(jnp.float32)
+
+
+def draw_seeds(key: jax.Array, layout: Layout, rate: jax.Array, max_rate: float) -> tuple[bool, jax.Array]:
+    """Stage 1: ``(True, flat positions)`` from the sparse sampler, or ``(False, bool grid)``."""
+    gamma = effective_gamma(rate, layout, max_rate)
+    capacity = layout.capacity(max_rate)
+    if layout.use_sparse(capacity):
+        return True, _sampling.sparse_positions(key, gamma, layout.num_grid, capacity)
+    return False, _sampling.dense_grid(key, gamma, layout.grid_shape)
+
+
+def sample_keep_mask(key: jax.Array, layout: Layout, rate: jax.Array, max_rate: float) -> jax.Array:
+    """Stage 1 then the painting half of stage 2: the bool keep mask for one call."""
+    sparse, seeds = draw_seeds(key, layout, rate, max_rate)
+    return _painting.paint_positions(seeds, layout) if sparse else _painting.dilate_grid(seeds, layout)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 3))
+def sample_seeds(key: jax.Array, layout: Layout, rate: jax.Array, max_rate: float) -> jax.Array:
+    """Stage 1 alone: the bool seed grid (``layout.grid_shape``) the layer draws for ``key``."""
+    sparse, seeds = draw_seeds(key, layout, rate, max_rate)
+    return _sampling.positions_to_grid(seeds, layout.grid_shape) if sparse else seeds

@@ -1,0 +1,33 @@
+"""The paper's scheduled DropBlock: a linear ramp of the rate, as a traced-friendly function."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._core import linear_ramp, validate_schedule
+
+__all__ = ["linear_schedule"]
+
+
+def linear_schedule(step: Any, total_steps: int, target: float, start: float = 0.0) -> jax.Array:
+    """Rate after ``step`` steps: ``start + (target - start) * min(step / total_steps, 1)``.
+
+    ``step`` may be a traced integer (e.g. the optimizer's step counter in the train
+    state), so feeding the result to the layer as its call-time ``rate`` never recompiles.
+    ``target`` and ``start`` are static and validated (rates in [0, 1], ``total_steps`` a
+    positive int). Pass ``max_rate=target`` (the modules do this for you: their
+    configured ``rate`` is the bound) so the sampler is sized for the largest rate.
+
+    Example:
+      >>> from dropblock_jax import linear_schedule
+      >>> linear_schedule(250, 1000, 0.1)
+      Array(0.025, dtype=float32)
+      >>> linear_schedule(5000, 1000, 0.1)  # stays at the target
+      Array(0.1, dtype=float32)
+    """
+    target, total_steps, start = validate_schedule(target, total_steps, start)
+    step = jnp.asarray(step, dtype=jnp.float32)
+    return jnp.asarray(linear_ramp(step, total_steps, target, start, minimum=jnp.minimum), dtype=jnp.float32)

@@ -1,0 +1,197 @@
+"""The pure function: parameters, shapes, dtypes, edge rates and the exact samplers."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import nonzero_input, within_z
+
+from dropblock_jax import _painting, _sampling, drop_block, functional
+from dropblock_jax._core import gamma
+from dropblock_jax._layout import Layout
+
+KEY = jax.random.key(0)
+
+
+@pytest.mark.parametrize(
+    ("shape", "data_format", "block"),
+    [
+        ((2, 20, 3), "channels_last", 5),
+        ((2, 3, 20), "channels_first", (5,)),
+        ((2, 14, 10, 3), "channels_last", (7, 3)),
+        ((2, 3, 14, 10), "channels_first", 4),
+        ((1, 6, 7, 8, 2), "channels_last", 3),
+        ((1, 2, 6, 7, 8), "channels_first", (2, 3, 4)),
+    ],
+)
+def test_every_zero_belongs_to_a_whole_dropped_block(shape, data_format, block):
+    x = nonzero_input(shape)
+    layout = Layout.of(shape, block, data_format, True)
+    seeds = np.asarray(functional.sample_seeds(KEY, layout, jnp.float32(0.3), 0.3))
+    y = np.asarray(drop_block(KEY, x, 0.3, block, data_format=data_format))
+    expected = np.asarray(_painting.apply_seed_grid(x, seeds, layout, "batch"))
+    assert np.array_equal(y, expected), "the layer's output is stage 2 of its own seeds"
+    assert seeds.any()
+    assert (y == 0).any()
+
+
+def test_sparse_painting_equals_dense_dilation():
+    rng = np.random.default_rng(3)
+    for shape, data_format, block, per_channel in [
+        ((3, 11, 9, 4), "channels_last", (4, 3), True),
+        ((2, 4, 13), "channels_first", (6,), False),
+        ((2, 3, 5, 6, 7), "channels_first", (2, 3, 2), True),
+    ]:
+        layout = Layout.of(shape, block, data_format, per_channel)
+        seeds = rng.random(layout.grid_shape) < 0.05
+        painted = _painting.paint_positions(jnp.asarray(np.flatnonzero(seeds).astype(np.int32)), layout)
+        dilated = _painting.dilate_grid(jnp.asarray(seeds), layout)
+        assert np.array_equal(np.asarray(painted), np.asarray(dilated))
+
+
+def test_unused_sparse_slots_are_never_written():
+    layout = Layout.of((1, 6, 6, 1), 2, "channels_last", True)
+    unused = jnp.full((4,), layout.num_grid, dtype=jnp.int32)
+    assert bool(_painting.paint_positions(unused, layout).all())
+
+
+def _numpy_positions(key, gamma_value, num_grid, capacity):
+    """The sparse sampler recomputed with exact int64 running sums from the same uniforms."""
+    u = 1.0 - jax.random.uniform(key, (capacity,), dtype=jnp.float32)
+    g = jnp.float32(gamma_value)
+    gaps = np.asarray(jnp.floor(jnp.log(u) / jnp.log1p(-g))).astype(np.float64)
+    ends = np.cumsum(np.minimum(gaps, num_grid).astype(np.int64) + 1)
+    return np.where(ends <= num_grid, ends - 1, num_grid)
+
+
+@pytest.mark.parametrize(
+    ("gamma_value", "num_grid", "capacity"),
+    [(0.01, 5000, 120), (0.3, 50, 40), (1e-9, 2**31 - 300, 12), (2e-3, 2**31 - 300, 50), (0.5, 7, 7)],
+)
+def test_sparse_positions_match_exact_int64_running_sums(gamma_value, num_grid, capacity):
+    # The last cases make the int32 running sum wrap around; those slots must read as unused.
+    key = jax.random.key(11)
+    got = np.asarray(_sampling.sparse_positions(key, jnp.float32(gamma_value), num_grid, capacity))
+    assert np.array_equal(got, _numpy_positions(key, gamma_value, num_grid, capacity))
+
+
+def test_sparse_positions_edge_gammas():
+    assert (np.asarray(_sampling.sparse_positions(KEY, jnp.float32(0.0), 100, 10)) == 100).all()
+    assert np.array_equal(np.asarray(_sampling.sparse_positions(KEY, jnp.float32(1.0), 10, 10)), np.arange(10))
+
+
+def test_sparse_sampler_is_bernoulli_per_corner():
+    # 400 draws of a 30 x 30 corner grid at gamma 0.02: each corner's count is Binomial(400, 0.02).
+    layout = Layout.of((1, 32, 32, 1), 3, "channels_last", True)
+    rate = 0.02 / layout.gamma_factor
+    capacity = layout.capacity(rate)
+    assert layout.use_sparse(capacity)
+    g = gamma(rate, layout.spatial, layout.block)
+    keys = jax.random.split(jax.random.key(5), 400)
+    grids = jax.vmap(lambda k: functional.sample_seeds(k, layout, jnp.float32(rate), rate))(keys)
+    counts = np.asarray(grids).sum(axis=0).reshape(-1)
+    total = 400 * counts.size
+    assert within_z(counts.sum(), total * g, total * g * (1 - g))
+    # Every corner, including the last ones of the flattened grid (the end of the gap sums).
+    per_corner_z = np.abs(counts - 400 * g) / np.sqrt(400 * g * (1 - g))
+    assert per_corner_z.max() < 5.5
+    tail = counts.reshape(30, 30)[-5:].sum()
+    assert within_z(tail, 400 * 150 * g, 400 * 150 * g * (1 - g))
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32])
+def test_edge_rates(rate, dtype):
+    x = nonzero_input((2, 8, 8, 3)).astype(dtype)
+    y = drop_block(KEY, x, rate, 3)
+    assert y.dtype == dtype
+    assert bool((y == x).all()) if rate == 0.0 else bool((y == 0).all())
+
+
+def test_traced_edge_rates():
+    x = nonzero_input((2, 8, 8, 3)) * jnp.inf  # rate 1 must give zeros, not inf * 0
+    f = jax.jit(lambda r: drop_block(KEY, x, r, 3, max_rate=0.1))
+    assert bool((f(jnp.float32(1.0)) == 0).all())
+    x = nonzero_input((2, 8, 8, 3))
+    g = jax.jit(lambda r: drop_block(KEY, x, r, 3))
+    assert np.array_equal(np.asarray(g(jnp.float32(0.0))), np.asarray(x))
+
+
+def test_float64_and_scale_precision():
+    with jax.enable_x64(True):
+        x = nonzero_input((2, 3, 10, 10), dtype=np.float64)
+        y = drop_block(KEY, x, 0.2, 3, data_format="channels_first")
+        assert y.dtype == jnp.float64
+        kept = np.asarray(y) != 0
+        s = x.size / kept.sum()
+        np.testing.assert_array_equal(np.asarray(y)[kept], np.asarray(x)[kept] * s)
+
+
+def test_float16_large_tensor_keeps_its_mean():
+    x = jnp.ones((4, 64, 64, 64), dtype=jnp.float16)
+    y = drop_block(KEY, x, 0.1, 7)
+    assert y.dtype == jnp.float16
+    assert bool(jnp.isfinite(y).all())
+    assert abs(float(y.astype(jnp.float32).mean()) - 1.0) < 0.05
+
+
+@pytest.mark.parametrize("scale", ["batch", "sample", "none"])
+def test_scale_modes(scale):
+    x = nonzero_input((3, 9, 9, 2))
+    y = np.asarray(drop_block(KEY, x, 0.3, 3, scale=scale, per_channel=False))
+    kept = y != 0
+    assert (kept == kept[..., :1]).all(), "a shared mask is the same for every channel"
+    if scale == "batch":
+        factor = np.full(3, x.size / kept.sum())
+    elif scale == "sample":
+        factor = kept[0].size / kept.reshape(3, -1).sum(axis=1)
+    else:
+        factor = np.ones(3)
+    expected = np.asarray(x) * factor[:, None, None, None].astype(np.float32)
+    np.testing.assert_allclose(y[kept], expected[kept], rtol=2e-7)
+
+
+def test_bad_inputs_raise():
+    x = jnp.ones((2, 8, 8, 3))
+    with pytest.raises(TypeError):
+        drop_block(KEY, x.astype(jnp.int32), 0.1, 3)
+    with pytest.raises(TypeError):
+        drop_block(KEY, x.astype(bool), 0.1, 3)
+    for rate in (-0.1, 1.5, float("nan"), True, jnp.array(True), "0.1"):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            drop_block(KEY, x, rate, 3)
+    for block in (0, -1, (3, 0), (3, 3, 3), 2.5, True):
+        with pytest.raises(ValueError, match="block_size"):
+            drop_block(KEY, x, 0.1, block)
+    with pytest.raises(ValueError, match="4D"):
+        drop_block(KEY, jnp.ones((2, 8, 3)), 0.1, (3, 3))
+    with pytest.raises(ValueError, match="rank"):
+        drop_block(KEY, jnp.ones((2, 3)), 0.1, 3)
+    with pytest.raises(ValueError, match="data_format"):
+        drop_block(KEY, x, 0.1, 3, data_format="NHWC")
+    with pytest.raises(ValueError, match="scale"):
+        drop_block(KEY, x, 0.1, 3, scale="global")
+
+
+def test_block_larger_than_map_drops_whole_maps():
+    x = jnp.ones((64, 5, 4, 8))
+    y = np.asarray(drop_block(KEY, x, 0.5, 9))
+    dropped = (y == 0).reshape(64, 20, 8)
+    whole = dropped.all(axis=1) | ~dropped.any(axis=1)
+    assert whole.all()
+    assert np.isfinite(y).all()
+
+
+def test_empty_batch():
+    x = jnp.ones((0, 8, 8, 3))
+    assert drop_block(KEY, x, 0.1, 3).shape == (0, 8, 8, 3)
+
+
+def test_determinism():
+    x = nonzero_input((2, 12, 12, 4))
+    a, b = drop_block(KEY, x, 0.2, 3), drop_block(KEY, x, 0.2, 3)
+    c = drop_block(jax.random.key(1), x, 0.2, 3)
+    assert bool((a == b).all())
+    assert not bool((a == c).all())

@@ -1,0 +1,137 @@
+"""dropblock_jax.nnx.DropBlock behaves like flax.nnx.Dropout."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+from conftest import nonzero_input
+from flax import nnx
+
+from dropblock_jax import drop_block, linear_schedule
+from dropblock_jax._schedule_check import restore, save
+from dropblock_jax.nnx import DropBlock
+
+X = nonzero_input((2, 12, 12, 4))
+
+
+class Net(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.conv = nnx.Conv(4, 4, (3, 3), rngs=rngs)
+        self.drop = DropBlock(0.3, 3, rngs=rngs)
+
+    def __call__(self, x, rate=None):
+        return self.drop(self.conv(x), rate=rate)
+
+
+def test_train_eval_and_call_time_precedence():
+    layer = DropBlock(0.3, 3, rngs=nnx.Rngs(dropout=0))
+    assert bool((layer(X) == 0).any())
+    layer.eval()
+    assert layer(X) is X
+    assert bool((layer(X, deterministic=False) == 0).any())
+    layer.train()
+    assert layer(X, deterministic=True) is X
+    view = nnx.view(layer, deterministic=True)
+    assert view(X) is X
+    assert not layer.deterministic
+
+
+def test_uses_the_forked_dropout_stream():
+    layer = DropBlock(0.3, 3, rngs=nnx.Rngs(dropout=0))
+    stream = nnx.Rngs(dropout=0)["dropout"].fork()
+    assert bool((layer(X) == drop_block(stream(), X, 0.3, 3)).all())
+    assert not bool((layer(X) == layer(X)).all()), "successive calls draw new masks"
+
+
+def test_call_time_rngs_override():
+    layer = DropBlock(0.3, 3, rngs=nnx.Rngs(dropout=0))
+    key = jax.random.key(42)
+    assert bool((layer(X, rngs=key) == drop_block(key, X, 0.3, 3)).all())
+    assert bool((layer(X, rngs=nnx.Rngs(dropout=5)) == layer(X, rngs=nnx.Rngs(dropout=5))).all())
+    bare = DropBlock(0.3, 3)
+    with pytest.raises(ValueError, match="rngs"):
+        bare(X)
+    with pytest.raises(TypeError):
+        DropBlock(0.3, 3, rngs=0)  # type: ignore[arg-type]
+
+
+def test_validation_at_construction():
+    for rate in (-0.1, 1.1, float("nan"), True):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            DropBlock(rate, 3)
+    for block in (0, (3, -1), "3", (1, 2, 3, 4)):
+        with pytest.raises(ValueError, match="block_size"):
+            DropBlock(0.1, block)
+    with pytest.raises(ValueError, match="block_size"):
+        DropBlock(0.1, (3,), spatial_dims=2)
+    with pytest.raises(ValueError, match="4D"):
+        DropBlock(0.1, 3, spatial_dims=2, rngs=nnx.Rngs(0))(jnp.ones((2, 8, 3)))
+    with pytest.raises(TypeError):
+        DropBlock(0.1, 3, rngs=nnx.Rngs(0))(jnp.ones((2, 8, 8, 3), dtype=jnp.int32))
+
+
+def test_nnx_jit_advances_the_rng_and_grad_flows():
+    model = Net(nnx.Rngs(params=0, dropout=1))
+    count = model.drop.rngs.count[...]
+
+    @nnx.jit
+    def forward(model, x):
+        return model(x)
+
+    a, b = forward(model, X), forward(model, X)
+    assert not bool((a == b).all())
+    assert int(model.drop.rngs.count[...]) == int(count) + 2
+    grads = nnx.grad(lambda m: jnp.sum(m(X) ** 2))(model)
+    assert bool(jnp.isfinite(grads["conv"]["kernel"][...]).all())
+
+
+def test_split_merge_is_pure_and_carries_the_rng_state():
+    model = Net(nnx.Rngs(params=0, dropout=1))
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def forward(state, x):
+        module = nnx.merge(graphdef, state)
+        return module(x), nnx.state(module)
+
+    y1, state1 = forward(state, X)
+    y2, _ = forward(state, X)
+    y3, _ = forward(state1, X)
+    assert bool((y1 == y2).all()), "the same state gives the same mask"
+    assert not bool((y1 == y3).all()), "the returned state has advanced the stream"
+    nnx.update(model, state1)
+    assert bool((model(X) == y3).all())
+
+
+def test_checkpoint_restores_the_rng_state():
+    model = Net(nnx.Rngs(params=0, dropout=1))
+    model(X)
+    saved = save(model)
+    expected = model(X)
+    fresh = Net(nnx.Rngs(params=9, dropout=9))
+    restore(fresh, saved)
+    assert bool((fresh(X) == expected).all()), "a restored model continues the same mask sequence"
+
+
+def test_scheduled_rate_does_not_recompile():
+    model = Net(nnx.Rngs(params=0, dropout=1))
+    traces = []
+
+    @nnx.jit
+    def step(model, x, step):
+        traces.append(1)
+        return model(x, rate=linear_schedule(step, 10, 0.3))
+
+    fractions = [float((step(model, X, jnp.int32(t)) == 0).mean()) for t in (0, 5, 10, 20)]
+    assert len(traces) == 1
+    assert fractions[0] == 0.0
+    assert 0 < fractions[1] < 1
+    assert fractions[2] > 0
+
+
+def test_call_time_rate_above_the_configured_rate_raises():
+    layer = DropBlock(0.1, 3, rngs=nnx.Rngs(dropout=0))
+    with pytest.raises(ValueError, match="at most"):
+        layer(X, rate=0.5)
+    assert layer(X, rate=0.0) is X
