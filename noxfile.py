@@ -20,7 +20,7 @@ SHARED = ("./packages/dropblock-core", "./conformance")
 CHECKOUT_SPEC = {"DROPBLOCK_SPEC_DIR": str(ROOT / "shared_spec")}
 
 nox.options.default_venv_backend = "virtualenv"
-nox.options.sessions = ["lint", "spec", "torch", "tf", "jax", "conformance"]
+nox.options.sessions = ["lint", "spec", "torch", "tf", "jax", "conformance", "onnx"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -69,7 +69,8 @@ def framework_session(session: nox.Session, framework: str) -> None:
     install(session, *SHARED, f"{package(framework)}[test]", "mypy")
     src = f"{package(framework)}/src/dropblock_{framework}"
     session.run("mypy", src)
-    session.run("pytest", "-q", f"{package(framework)}/tests", *session.posargs)
+    # The ONNX export tests run once, in `nox -s onnx`; the suite's onnx-inference cases run here too.
+    session.run("pytest", "-q", f"{package(framework)}/tests", "-k", "not onnx", *session.posargs)
     # Doctests run against the installed wheel, the code users get (not the src checkout).
     session.run("pytest", "-q", "--doctest-modules", "--pyargs", f"dropblock_{framework}")
     run_suite(session, framework)
