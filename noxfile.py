@@ -137,3 +137,60 @@ def docs(session: nox.Session) -> None:
     install(session, "-r", "docs/requirements.txt", *SHARED)
     site = str(ROOT / "site")
     session.run("mkdocs", "build", "--strict", "--site-dir", site, env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session(name="bench", venv_backend="virtualenv")
+def bench(session: nox.Session) -> None:
+    """Issue 7's benchmark (not part of CI): writes docs/benchmarks.md and docs/benchmarks.png.
+
+    Each framework runs in its own virtualenv, made with `python -m venv` under
+    .nox/bench-<framework> and kept between runs: torch 2.14.1 with torchvision 0.29.1, timm
+    and miguelvr's dropblock (the anchors); TensorFlow with keras-cv 0.9.0; JAX. Each run writes
+    build/bench/<framework>.json; this session's own virtualenv then renders the page and chart.
+    Arguments after `--` go to every framework run (`--quick`, `--rounds 21`, `--no-anchors`),
+    except `--frameworks=torch,jax`, which picks the frameworks. On a machine shared with other
+    work, `-- --threads 1 --clock cpu` pins each run to one CPU and reports process CPU time.
+    """
+    bench_pkg = str(ROOT / "packages" / "dropblock-bench")
+    anchors = {"torch": ["torch==2.14.1", "torchvision==0.29.1", "timm", "dropblock"], "tf": ["keras-cv==0.9.0"]}
+    chosen = [a.split("=", 1)[1].split(",") for a in session.posargs if a.startswith("--frameworks=")]
+    frameworks = chosen[0] if chosen else list(FRAMEWORKS)
+    forwarded = [a for a in session.posargs if not a.startswith("--frameworks=")]
+    results = ROOT / "build" / "bench"
+    results.mkdir(parents=True, exist_ok=True)
+    session.install("matplotlib", bench_pkg)
+    for framework in frameworks:
+        venv = ROOT / ".nox" / f"bench-{framework}"
+        python = str(venv / "bin" / "python")
+        ours = [str(ROOT / "packages" / "dropblock-core"), str(ROOT / package(framework)), bench_pkg]
+        (results / f"{framework}.json").unlink(missing_ok=True)  # never render a stale result
+        if not (venv / "bin" / "python").exists():
+            session.run("python", "-m", "venv", str(venv))
+        pip = (python, "-m", "pip", "install", "-q")
+        session.run(*pip, *anchors.get(framework, []), *ours, external=True, success_codes=[0, 1])
+        session.run(*pip, "--no-deps", "--force-reinstall", *ours, external=True, success_codes=[0, 1])
+        session.run(
+            python,
+            "-m",
+            "dropblock_bench",
+            "run",
+            framework,
+            "--out",
+            str(results / f"{framework}.json"),
+            *forwarded,
+            external=True,
+            success_codes=[0, 1],  # a failed framework is reported as not measured; the others still render
+        )
+    docs = ROOT / "docs"
+    session.run(
+        "python",
+        "-m",
+        "dropblock_bench",
+        "report",
+        "--results",
+        str(results),
+        "--md",
+        str(docs / "benchmarks.md"),
+        "--png",
+        str(docs / "benchmarks.png"),
+    )
