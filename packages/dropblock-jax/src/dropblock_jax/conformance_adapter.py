@@ -1,8 +1,8 @@
 """The conformance-suite adapter for ``dropblock_jax`` (entry point ``jax``).
 
 It follows ``dropblock_conformance.adapter.Adapter`` by duck typing (it does not import
-the suite): canonical parameters and float64 NumPy arrays in, plain result objects with
-the suite's attribute names out. Seeds map to ``jax.random.key(seed)``; the stateful
+the suite): canonical parameters and float64 NumPy arrays in, the result objects of
+``dropblock_core.results`` (vendored as ``._core``) out. Seeds map to ``jax.random.key(seed)``; the stateful
 layer is ``dropblock_jax.nnx.DropBlock`` with ``nnx.Rngs(dropout=seed)``. float64 runs
 inside ``jax.enable_x64(True)``.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import jax
@@ -19,34 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _painting, functional
+from ._core.results import CheckReport, CompileResult, Output, ScheduleResult
 from ._layout import Layout
 from .functional import drop_block
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
-
-
-@dataclass(frozen=True)
-class Output:
-    values: np.ndarray
-    dtype: str
-
-
-@dataclass(frozen=True)
-class CompileResult:
-    outputs: Sequence[Output]
-    compilations: int
-
-
-@dataclass(frozen=True)
-class ScheduleResult:
-    rates: Sequence[float]
-    restored_rate: float
-    continued_rate: float
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    checks: Mapping[str, bool | str] = field(default_factory=dict)
 
 
 @contextlib.contextmanager

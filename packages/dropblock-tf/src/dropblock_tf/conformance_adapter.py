@@ -1,8 +1,8 @@
 """The conformance adapter of dropblock-tf (entry point ``dropblock.conformance: tf``).
 
 It speaks the suite's contract (``dropblock_conformance.adapter``) by duck typing, without
-importing the suite: float64 NumPy in, plain result objects with the same attribute names
-out. Seeds: the functional form and stage 1 use the stateless seed ``(seed, 0)``; layers get
+importing the suite: float64 NumPy in, the result objects of ``dropblock_core.results``
+(vendored as ``._core``) out. Seeds: the functional form and stage 1 use the stateless seed ``(seed, 0)``; layers get
 ``seed`` as their ``SeedGenerator`` seed.
 """
 
@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -24,36 +23,13 @@ import tensorflow as tf
 
 from . import _masking, ops
 from ._core import normalize_block_size
+from ._core.results import CheckReport, CompileResult, Output, ScheduleResult
 from ._plan import dims_of, make_plan
 from .layers import DropBlock1D, DropBlock2D, DropBlock3D, _DropBlockND
 from .schedule import DropBlockSchedule
 
 _LAYERS: dict[int, type[_DropBlockND]] = {1: DropBlock1D, 2: DropBlock2D, 3: DropBlock3D}
 _FLOATS = ("float16", "bfloat16", "float32", "float64")
-
-
-@dataclass(frozen=True)
-class Output:
-    values: np.ndarray
-    dtype: str
-
-
-@dataclass(frozen=True)
-class CompileResult:
-    outputs: Sequence[Output]
-    compilations: int
-
-
-@dataclass(frozen=True)
-class ScheduleResult:
-    rates: Sequence[float]
-    restored_rate: float
-    continued_rate: float
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    checks: Mapping[str, bool | str] = field(default_factory=dict)
 
 
 def _tensor(x: np.ndarray, dtype: str) -> tf.Tensor:

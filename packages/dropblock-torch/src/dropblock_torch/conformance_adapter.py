@@ -2,7 +2,7 @@
 
 Registered as the ``torch`` entry point of the ``dropblock.conformance`` group. It speaks
 the suite's language (float64 NumPy arrays, canonical parameter names, ``rate`` for
-``p``) and returns plain objects with the attributes the suite reads. Stage 1 and stage 2
+``p``) and returns the result objects of ``dropblock_core.results``. Stage 1 and stage 2
 run the very functions the layer runs (``functional.sample_seeds`` / ``apply_seeds``).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,6 +20,7 @@ from torch import nn
 
 from . import functional
 from ._core import normalize_block_size, sparse_is_cheaper, validate_data_format
+from ._core.results import CheckReport, CompileResult, Output, ScheduleResult
 from ._geometry import make_plan
 from .modules import DropBlock1d, DropBlock2d, DropBlock3d, _DropBlockNd
 from .schedule import LinearDropBlockSchedule
@@ -36,30 +37,6 @@ _DTYPES = {
 _NAMES = {v: k for k, v in _DTYPES.items()}
 _MODULES: dict[int, type[_DropBlockNd]] = {1: DropBlock1d, 2: DropBlock2d, 3: DropBlock3d}
 _FUNCTIONS = {1: functional.drop_block1d, 2: functional.drop_block2d, 3: functional.drop_block3d}
-
-
-@dataclass(frozen=True)
-class Output:
-    values: np.ndarray
-    dtype: str
-
-
-@dataclass(frozen=True)
-class CompileResult:
-    outputs: Sequence[Output]
-    compilations: int
-
-
-@dataclass(frozen=True)
-class ScheduleResult:
-    rates: Sequence[float]
-    restored_rate: float
-    continued_rate: float
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    checks: Mapping[str, bool | str] = field(default_factory=dict)
 
 
 @dataclass
