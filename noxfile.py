@@ -1,4 +1,4 @@
-"""Sessions: lint, spec, torch, tf, jax, conformance, onnx (more arrive with their issues).
+"""Sessions: lint, spec, torch, tf, jax, conformance, onnx, docs (the default list), golden, bench.
 
 `python -m nox` runs the default list (what CI runs); `python -m nox -s conformance`
 prints the behaviour x framework matrix. Every session installs into its own fresh
@@ -20,7 +20,7 @@ SHARED = ("./packages/dropblock-core", "./conformance")
 CHECKOUT_SPEC = {"DROPBLOCK_SPEC_DIR": str(ROOT / "shared_spec")}
 
 nox.options.default_venv_backend = "virtualenv"
-nox.options.sessions = ["lint", "spec", "torch", "tf", "jax", "conformance", "onnx"]
+nox.options.sessions = ["lint", "spec", "torch", "tf", "jax", "conformance", "onnx", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 
