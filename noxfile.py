@@ -148,14 +148,17 @@ def bench(session: nox.Session) -> None:
     and miguelvr's dropblock (the anchors); TensorFlow with keras-cv 0.9.0; JAX. Each run writes
     build/bench/<framework>.json; this session's own virtualenv then renders the page and chart.
     Arguments after `--` go to every framework run (`--quick`, `--rounds 21`, `--no-anchors`),
-    except `--frameworks=torch,jax`, which picks the frameworks. On a machine shared with other
-    work, `-- --threads 1 --clock cpu` pins each run to one CPU and reports process CPU time.
+    except `--frameworks=torch,jax`, which picks the frameworks, and `--label=NAME`, which writes
+    build/bench/<framework>.NAME.json instead: a cross-check run (say `-- --label=1cpu --threads 1
+    --clock cpu`, one pinned CPU and process CPU time, for a machine shared with other work) whose
+    targets the page lists next to the main run's.
     """
     bench_pkg = str(ROOT / "packages" / "dropblock-bench")
     anchors = {"torch": ["torch==2.14.1", "torchvision==0.29.1", "timm", "dropblock"], "tf": ["keras-cv==0.9.0"]}
     chosen = [a.split("=", 1)[1].split(",") for a in session.posargs if a.startswith("--frameworks=")]
     frameworks = chosen[0] if chosen else list(FRAMEWORKS)
-    forwarded = [a for a in session.posargs if not a.startswith("--frameworks=")]
+    label = "".join(f".{a.split('=', 1)[1]}" for a in session.posargs if a.startswith("--label="))
+    forwarded = [a for a in session.posargs if not a.startswith(("--frameworks=", "--label="))]
     results = ROOT / "build" / "bench"
     results.mkdir(parents=True, exist_ok=True)
     session.install("matplotlib", bench_pkg)
@@ -163,7 +166,8 @@ def bench(session: nox.Session) -> None:
         venv = ROOT / ".nox" / f"bench-{framework}"
         python = str(venv / "bin" / "python")
         ours = [str(ROOT / "packages" / "dropblock-core"), str(ROOT / package(framework)), bench_pkg]
-        (results / f"{framework}.json").unlink(missing_ok=True)  # never render a stale result
+        out = results / f"{framework}{label}.json"
+        out.unlink(missing_ok=True)  # never render a stale result
         if not (venv / "bin" / "python").exists():
             session.run("python", "-m", "venv", str(venv))
         pip = (python, "-m", "pip", "install", "-q")
@@ -176,7 +180,7 @@ def bench(session: nox.Session) -> None:
             "run",
             framework,
             "--out",
-            str(results / f"{framework}.json"),
+            str(out),
             *forwarded,
             external=True,
             success_codes=[0, 1],  # a failed framework is reported as not measured; the others still render

@@ -92,6 +92,22 @@ def test_report_renders_tables_targets_and_chart(tmp_path: Path) -> None:
     assert "fwd+bwd ours / dense <= 0.1: met everywhere (0.067 to 0.067)" in text
 
 
+def test_report_summarises_a_labelled_cross_check_run(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from dropblock_bench.report import render
+
+    (tmp_path / "torch.json").write_text(json.dumps(synthetic_run("torch")))
+    other = synthetic_run("torch")
+    other["env"] |= {"date_utc": "today", "loadavg_at_start": [0.5, 0.5, 0.5]}
+    other["settings"] |= {"clock": "cpu", "threads": 1}
+    (tmp_path / "torch.1cpu.json").write_text(json.dumps(other))
+    text = render(tmp_path, tmp_path / "b.md", tmp_path / "b.png")
+    cross = text[text.index("### Cross-check run `1cpu`") :]
+    assert "threads: 1, 1-minute load at start 0.5" in cross
+    assert "| fwd+bwd ours / dropout, float32 | PyTorch |" in cross
+    assert text.index("## Targets") < text.index("### Cross-check run") < text.index("## PyTorch")
+
+
 def test_target_check_says_where_and_by_how_much_a_target_is_missed() -> None:
     from dropblock_bench.report import TargetCheck
 
