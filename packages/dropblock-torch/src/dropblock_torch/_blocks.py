@@ -73,9 +73,18 @@ def block_index(positions: torch.Tensor, plan: Plan, channels_last: bool) -> tor
     valid = positions < plan.corners
     rest = torch.where(valid, positions, 0)
     base = torch.zeros_like(rest)
-    for size, stride in zip(reversed(plan.grid), reversed(strides), strict=True):
-        base = base + (rest % size) * stride
-        rest = rest // size
+    # Integer division is the costly op here: one per spatial axis (the corner grid and the
+    # mask differ there), and one for (sample, channel) only when they are not adjacent.
+    for size, stride in zip(reversed(plan.grid[2:]), reversed(strides[2:]), strict=True):
+        quotient = torch.div(rest, size, rounding_mode="floor")
+        base = base + (rest - quotient * size) * stride
+        rest = quotient
+    channels = plan.grid[1]
+    if strides[0] == channels * strides[1]:  # rest = n * C' + c is already the (n, c) offset
+        base = base + rest * strides[1]
+    else:
+        sample = torch.div(rest, channels, rounding_mode="floor")
+        base = base + sample * strides[0] + (rest - sample * channels) * strides[1]
     base = torch.where(valid, base, math.prod(shape))
     return (base[:, None] + _block_offsets(plan, strides, positions.device)[None, :]).reshape(-1)
 
