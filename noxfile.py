@@ -161,7 +161,9 @@ def bench(session: nox.Session) -> None:
     forwarded = [a for a in session.posargs if not a.startswith(("--frameworks=", "--label="))]
     results = ROOT / "build" / "bench"
     results.mkdir(parents=True, exist_ok=True)
-    session.install("matplotlib", bench_pkg)
+    session.install("matplotlib")
+    # Like the framework venvs, always refresh the harness (`-R` skips session.install).
+    session.run("python", "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", bench_pkg)
     for framework in frameworks:
         venv = ROOT / ".nox" / f"bench-{framework}"
         python = str(venv / "bin" / "python")
