@@ -487,8 +487,8 @@ def render(results_dir: Path, md_path: Path, png_path: Path) -> str:
         "## Method",
         "",
         "- Each framework runs in its own virtualenv and process. Within a process, every implementation "
-        "of one setting runs once per round, interleaved in a rotating order, for at least 15 timed rounds "
-        "after warm-up rounds (tracing and compilation excluded); the tables give the median and the "
+        "of one setting runs once per round, interleaved in a fresh random (seeded) order, for at least 15 "
+        "timed rounds after warm-up rounds (tracing and compilation excluded); the tables give the median and the "
         "interquartile range (IQR) in ms. Ratios are ratios of medians measured side by side.",
         "- Settings: shapes (16, 64, 56, 56) and (8, 256, 28, 28) (NCHW for PyTorch, the same tensors NHWC "
         "for TensorFlow and JAX), blocks 3, 5, 7, p 0.05, 0.1, 0.25, float32 and bfloat16: ours, the "

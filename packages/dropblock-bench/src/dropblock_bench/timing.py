@@ -1,14 +1,18 @@
 """Framework-free timing: interleaved rounds, medians and interquartile ranges.
 
-Every implementation of one configuration runs once per round, in a rotating order, so
-slow drifts of the machine (other processes, frequency, cache state) hit all of them
-alike; the first ``warmup`` calls of each (tracing, compilation, allocator growth) are
-not timed. Each callable must return only once its result is computed (the framework
-modules synchronise: ``block_until_ready`` in JAX, CUDA synchronisation in torch).
+Every implementation of one configuration runs once per round, in a fresh random order
+(seeded, so runs repeat), so slow drifts of the machine (other processes, frequency, cache
+state) hit all of them alike, and no implementation always runs right after the same other
+one (whose freed memory and cache footprint it would always inherit: with a fixed cyclic
+order, two calls of the same torch code differed by 1.5x); the first ``warmup`` calls of
+each (tracing, compilation, allocator growth) are not timed. Each callable must return
+only once its result is computed (the framework modules synchronise: ``block_until_ready``
+in JAX, CUDA synchronisation in torch).
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -69,8 +73,12 @@ def interleave(
     warmup: int,
     clock: Callable[[], float] = time.perf_counter,
     other_clock: Callable[[], float] | None = None,
+    seed: int = 0,
 ) -> tuple[dict[tuple[str, str], Stats], dict[tuple[str, str], str]]:
     """Time every case once per round for ``rounds`` rounds after ``warmup`` untimed rounds.
+
+    Round 0 runs the cases in the given order, every later round in an order shuffled by a
+    ``random.Random(seed)``.
 
     ``clock`` gives the reported statistics; ``other_clock`` (if any) is read around the
     same calls and only its median is kept (wall time next to CPU time, or the reverse).
@@ -82,9 +90,11 @@ def interleave(
     errors: dict[tuple[str, str], str] = {}
     live = list(cases)
     samples: dict[tuple[str, str], list[float]] = {(c.impl, c.mode): [] for c in cases}
+    shuffle = random.Random(seed).shuffle
     for r in range(warmup + rounds):
-        start = r % len(live) if live else 0
-        order = live[start:] + live[:start]
+        order = list(live)
+        if r > 0:  # round 0 in the given order
+            shuffle(order)
         for case in order:
             key = (case.impl, case.mode)
             if key in errors:
