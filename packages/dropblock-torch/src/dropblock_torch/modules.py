@@ -102,6 +102,17 @@ class _DropBlockNd(nn.Module):
 class DropBlock1d(_DropBlockNd):
     r"""DropBlock over sequences :math:`(N, C, L)`; see :class:`DropBlock2d`.
 
+    Args:
+        p: drop rate in [0, 1] (not the keep rate).
+        block_size: an int or an ``(l,)`` tuple; clamped to the sequence at call time.
+        per_channel: one mask per (sample, channel); ``False`` shares one mask per sample.
+        scale: ``"batch"``, ``"sample"`` or ``"none"``, as in :class:`DropBlock2d`.
+        inplace: write the result into the input tensor.
+
+    Shape:
+        - Input: :math:`(N, C, L)`.
+        - Output: the same shape, dtype and memory format.
+
     Examples::
 
         >>> m = DropBlock1d(p=0.1, block_size=5)
@@ -154,6 +165,17 @@ class DropBlock2d(_DropBlockNd):
 
 class DropBlock3d(_DropBlockNd):
     r"""DropBlock over volumes :math:`(N, C, D, H, W)`; see :class:`DropBlock2d`.
+
+    Args:
+        p: drop rate in [0, 1] (not the keep rate).
+        block_size: an int or a ``(d, h, w)`` tuple; clamped to the volume at call time.
+        per_channel: one mask per (sample, channel); ``False`` shares one mask per sample.
+        scale: ``"batch"``, ``"sample"`` or ``"none"``, as in :class:`DropBlock2d`.
+        inplace: write the result into the input tensor.
+
+    Shape:
+        - Input: :math:`(N, C, D, H, W)`, channels first, any memory format.
+        - Output: the same shape, dtype and memory format.
 
     Examples::
 

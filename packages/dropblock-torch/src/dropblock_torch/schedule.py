@@ -83,9 +83,11 @@ class LinearDropBlockSchedule:
         self._update()
 
     def state_dict(self) -> dict[str, Any]:
+        """The schedule on its own: ``{"steps", "total_steps", "start"}``."""
         return {"steps": self._step, "total_steps": self.total_steps, "start": self.start}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the step from :meth:`state_dict` and set every module's rate in force."""
         self._step = int(state["steps"])
         self._counter().fill_(self._step)
         self._update()
