@@ -51,6 +51,11 @@ _DOC = """Applies DropBlock{rank}D regularization (Ghiasi, Lin and Le, NeurIPS 2
     Output shape:
         Same shape and dtype (the layer's compute dtype) as the input.
 
+    Reference:
+
+    - [Ghiasi, Lin and Le, "DropBlock: A regularization method for convolutional
+      networks", NeurIPS 2018](https://arxiv.org/abs/1810.12890)
+
     Example:
 
     >>> import numpy as np
