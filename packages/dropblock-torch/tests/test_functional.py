@@ -127,6 +127,29 @@ def test_inplace_on_a_non_leaf_keeps_autograd() -> None:
     assert w.grad is not None
 
 
+LAYOUTS = {
+    "2d-contiguous": (2, lambda x: x),
+    "2d-channels-last": (2, lambda x: x.to(memory_format=torch.channels_last)),
+    "3d-channels-last": (3, lambda x: x.to(memory_format=torch.channels_last_3d)),
+    "1d-channels-innermost": (1, lambda x: x.transpose(1, 2).contiguous().transpose(1, 2)),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_output_may_be_modified_in_place_downstream(layout: str) -> None:
+    # timm-style Conv -> BN -> DropBlock -> ReLU(inplace=True): the output must not be a view.
+    rank, arrange = LAYOUTS[layout]
+    x = arrange(torch.rand(SHAPES[rank]) - 0.5)
+    grads = []
+    for inplace_relu in (False, True):
+        leaf = x.detach().requires_grad_()
+        y = FUNCS[rank](leaf * 1.0, 0.3, 3, generator=generator("cpu"))
+        assert y._base is None
+        torch.nn.functional.relu(y, inplace=inplace_relu).sum().backward()
+        grads.append(leaf.grad)
+    assert torch.equal(grads[0], grads[1])
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_dtype_is_kept(dtype: torch.dtype) -> None:
     y = F.drop_block2d(torch.ones(2, 3, 12, 12, dtype=dtype), 0.2, 3)

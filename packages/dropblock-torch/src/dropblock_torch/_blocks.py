@@ -198,6 +198,9 @@ class ZeroBlocks(torch.autograd.Function):
         return _scale_and_zero(grad, s, index, ctx.plan, ctx.channels_last), None, None, None, None, None
 
 
+_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
 def _scale_and_zero(
     x: torch.Tensor, s: torch.Tensor | None, index: torch.Tensor, plan: Plan, channels_last: bool
 ) -> torch.Tensor:
@@ -209,4 +212,19 @@ def _scale_and_zero(
     else:  # computed in s's precision, rounded once into out's dtype
         torch.mul(x, s.reshape(()) if _cpu_scalar(x, s) else s, out=out)
     buffer.index_fill_(0, index, 0.0)
-    return out
+    return _drop_spare(buffer, plan.mask_shape, channels_last, out)
+
+
+def _drop_spare(buffer: torch.Tensor, shape: tuple[int, ...], channels_last: bool, out: torch.Tensor) -> torch.Tensor:
+    """``out`` as a tensor that owns its storage, not a view of ``buffer``.
+
+    A custom Function's output that is a view may not be modified in place afterwards
+    (``nn.ReLU(inplace=True)`` after the layer), so the buffer is shrunk in place to the
+    output's shape and strides; its spare elements stay unused in the same allocation.
+    """
+    if not channels_last:
+        return buffer.resize_(shape)
+    memory_format = _CHANNELS_LAST.get(len(shape))
+    if memory_format is None:  # a channels-last 3D (N, C, L) tensor has no memory format of its own
+        return out.clone(memory_format=torch.preserve_format)
+    return buffer.resize_(shape, memory_format=memory_format)
