@@ -128,6 +128,8 @@ def onnx(session: nox.Session, framework: str) -> None:
     """Inference-mode ONNX export of a small CNN holding the layer, checked in onnxruntime."""
     install(session, *SHARED, f"{package(framework)}[test]")
     session.run("pytest", "-q", f"{package(framework)}/tests", "-k", "onnx")
+    # The docs' recipes for this framework (docs/onnx.md and the home page's examples).
+    session.run("pytest", "-q", "docs/test_recipes.py", "-k", framework)
     run_suite(session, framework, "-k", "onnx-inference")
 
 
