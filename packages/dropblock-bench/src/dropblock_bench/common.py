@@ -256,7 +256,26 @@ def selected_grid(args: argparse.Namespace) -> list[Config]:
     return list(grid())
 
 
-def write_result(path: Path, payload: dict[str, Any]) -> None:
+def write_result(
+    args: argparse.Namespace,
+    framework: str,
+    layout: str,
+    env: dict[str, Any],
+    rows: list[dict[str, Any]],
+    memory: list[dict[str, Any]],
+    notes: list[str],
+) -> None:
+    """Write one framework's run (its environment, settings, timing and memory rows) to ``args.out``."""
+    settings = {
+        "rounds": args.rounds,
+        "warmup": args.warmup,
+        "clock": args.clock,
+        "threads": args.threads,
+        "layout": layout,
+        "quick": args.quick,
+    }
+    payload = {"framework": framework, "env": env, "settings": settings, "rows": rows, "memory": memory, "notes": notes}
+    path: Path = args.out
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n", encoding="utf-8")
     print(f"wrote {path}")

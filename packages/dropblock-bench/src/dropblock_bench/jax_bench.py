@@ -210,24 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         print_rows(config, stats, errors)
         rows += rows_of(config, stats, errors)
     memory = [] if args.no_memory else memory_rows(configs, device, notes)
-    write_result(
-        args.out,
-        {
-            "framework": "jax",
-            "env": env,
-            "settings": {
-                "rounds": args.rounds,
-                "warmup": args.warmup,
-                "clock": args.clock,
-                "threads": args.threads,
-                "layout": "NHWC",
-                "quick": args.quick,
-            },
-            "rows": rows,
-            "memory": memory,
-            "notes": notes,
-        },
-    )
+    write_result(args, "jax", "NHWC", env, rows, memory, notes)
     return 0
 
 

@@ -258,24 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             if (c.shape, c.dtype) not in seen:
                 seen.append((c.shape, c.dtype))
         memory = memory_rows(seen, notes, args.threads)
-    write_result(
-        args.out,
-        {
-            "framework": "tf",
-            "env": env,
-            "settings": {
-                "rounds": args.rounds,
-                "warmup": args.warmup,
-                "clock": args.clock,
-                "threads": args.threads,
-                "layout": "NHWC",
-                "quick": args.quick,
-            },
-            "rows": rows,
-            "memory": memory,
-            "notes": notes,
-        },
-    )
+    write_result(args, "tf", "NHWC", env, rows, memory, notes)
     return 0
 
 

@@ -320,24 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             if (c.shape, c.dtype) not in seen:
                 seen.append((c.shape, c.dtype))
         memory = memory_rows(seen, device, notes, args.threads)
-    write_result(
-        args.out,
-        {
-            "framework": "torch",
-            "env": env,
-            "settings": {
-                "rounds": args.rounds,
-                "warmup": args.warmup,
-                "clock": args.clock,
-                "threads": args.threads,
-                "layout": "NCHW",
-                "quick": args.quick,
-            },
-            "rows": rows,
-            "memory": memory,
-            "notes": notes,
-        },
-    )
+    write_result(args, "torch", "NCHW", env, rows, memory, notes)
     return 0
 
 
