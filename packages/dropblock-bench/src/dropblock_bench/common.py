@@ -232,6 +232,13 @@ def pin_threads(threads: int | None) -> int:
     return threads
 
 
+def add_note(notes: list[str], message: str) -> None:
+    """Record ``message`` once in a run's notes (and print it when first seen)."""
+    if message not in notes:
+        notes.append(message)
+        print("note:", message)
+
+
 def contention_note(env: dict[str, Any]) -> str | None:
     load = env.get("loadavg_at_start")
     cpus = env.get("cpu_count") or 1

@@ -33,6 +33,7 @@ from .common import (
     MEMORY_BLOCK,
     MEMORY_RATE,
     Config,
+    add_note,
     clocks,
     contention_note,
     environment,
@@ -130,14 +131,8 @@ def implementations(config: Config, anchors: bool, notes: list[str]) -> dict[str
 
         impls["keras-cv"] = (keras_cv_drop, _forward_backward(keras_cv_drop))
     except Exception as exc:
-        _note(notes, f"keras-cv: skipped, not importable ({type(exc).__name__}: {exc})")
+        add_note(notes, f"keras-cv: skipped, not importable ({type(exc).__name__}: {exc})")
     return impls
-
-
-def _note(notes: list[str], message: str) -> None:
-    if message not in notes:
-        notes.append(message)
-        print("note:", message)
 
 
 def _input(config: Config, seed: int = 0) -> Any:

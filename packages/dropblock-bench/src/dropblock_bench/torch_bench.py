@@ -33,6 +33,7 @@ from .common import (
     MEMORY_BLOCK,
     MEMORY_RATE,
     Config,
+    add_note,
     clocks,
     contention_note,
     environment,
@@ -97,26 +98,20 @@ def implementations(config: Config, anchors: bool, notes: list[str]) -> dict[str
 
         impls["torchvision"] = lambda x: tv_drop_block2d(x, p, k, training=True)
     except Exception as exc:
-        _note(notes, f"torchvision: skipped, not importable ({type(exc).__name__}: {exc})")
+        add_note(notes, f"torchvision: skipped, not importable ({type(exc).__name__}: {exc})")
     try:
         from timm.layers import DropBlock2d as TimmDropBlock2d
 
         impls["timm"] = TimmDropBlock2d(drop_prob=p, block_size=k, couple_channels=False)
     except Exception as exc:
-        _note(notes, f"timm: skipped, not importable ({type(exc).__name__}: {exc})")
+        add_note(notes, f"timm: skipped, not importable ({type(exc).__name__}: {exc})")
     try:
         import dropblock
 
         impls["miguelvr"] = dropblock.DropBlock2D(drop_prob=p, block_size=k)
     except Exception as exc:
-        _note(notes, f"dropblock (miguelvr): skipped, not importable ({type(exc).__name__}: {exc})")
+        add_note(notes, f"dropblock (miguelvr): skipped, not importable ({type(exc).__name__}: {exc})")
     return impls
-
-
-def _note(notes: list[str], message: str) -> None:
-    if message not in notes:
-        notes.append(message)
-        print("note:", message)
 
 
 def _dtype(name: str) -> Any:
