@@ -8,7 +8,7 @@ element-wise pass reads both tensors in the same order.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -36,10 +36,10 @@ def _to_logical(flat: torch.Tensor, shape: tuple[int, ...], channels_last: bool)
     return flat.view([shape[d] for d in order]).permute(inverse)
 
 
-def _block_offsets(plan: Plan, strides: list[int], device: torch.device) -> torch.Tensor:
-    """Flat offsets of every element of a block from its corner, ``prod(k)`` of them."""
+def _block_offsets(block: tuple[int, ...], strides: list[int], device: torch.device) -> torch.Tensor:
+    """Flat offsets of every element of a ``block`` from its corner, ``prod(block)`` of them."""
     offsets = torch.zeros(1, dtype=torch.int64, device=device)
-    for k, stride in zip(plan.block, strides[2:], strict=True):
+    for k, stride in zip(block, strides, strict=True):
         step = torch.arange(k, dtype=torch.int64, device=device) * stride
         offsets = (offsets[:, None] + step[None, :]).reshape(-1)
     return offsets
@@ -61,17 +61,18 @@ def spare(plan: Plan, channels_last: bool) -> int:
     return 1 + sum((k - 1) * stride for k, stride in zip(plan.block, strides[2:], strict=True))
 
 
-def block_index(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torch.Tensor:
-    """Flat (physical-order) mask indices of every element of every seed's block.
+def block_rows(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torch.Tensor:
+    """Flat (physical-order) mask index of the first element of every row of every seed's block.
 
-    ``positions`` are flat corner indices; those ``>= plan.corners`` are empty slots, whose
-    block is placed at ``numel``, in the spare elements past the mask (see :func:`spare`)
-    that are never part of any result.
+    A row is the block's run along its last spatial axis (``plan.block[-1]`` elements);
+    a block has ``prod(plan.block[:-1])`` rows. ``positions`` are flat corner indices;
+    those ``>= plan.corners`` are empty slots, decoded as the corner one past the last
+    sample, so their block lies at ``numel``, in the spare elements past the mask (see
+    :func:`spare`) that are never part of any result.
     """
     shape = plan.mask_shape
     strides = _strides(shape, channels_last)
-    valid = positions < plan.corners
-    rest = torch.where(valid, positions, 0)
+    rest = torch.clamp(positions, max=plan.corners)
     base = torch.zeros_like(rest)
     # Integer division is the costly op here: one per spatial axis (the corner grid and the
     # mask differ there), and one for (sample, channel) only when they are not adjacent.
@@ -85,21 +86,71 @@ def block_index(positions: torch.Tensor, plan: Plan, channels_last: bool) -> tor
     else:
         sample = torch.div(rest, channels, rounding_mode="floor")
         base = base + sample * strides[0] + (rest - sample * channels) * strides[1]
-    base = torch.where(valid, base, math.prod(shape))
-    return (base[:, None] + _block_offsets(plan, strides, positions.device)[None, :]).reshape(-1)
+    if len(plan.block) == 1:
+        return base
+    # Offset-major order: each of the row offsets is added to the contiguous run of bases.
+    offsets = _block_offsets(plan.block[:-1], strides[2:-1], positions.device)
+    return (offsets[:, None] + base[None, :]).reshape(-1)
+
+
+def fill_blocks(buffer: torch.Tensor, rows: torch.Tensor, plan: Plan, channels_last: bool, value: float) -> None:
+    """Set every element of the blocks whose rows start at ``rows`` (see :func:`block_rows`) to ``value``.
+
+    ``buffer`` is flat, in physical order, with at least :func:`spare` elements past the
+    mask. On the CPU in eager mode one index fills a whole row, through a view of
+    ``buffer`` whose rows overlap (every write stores the same value, so the order of the
+    writes does not matter); elsewhere every element gets its own index.
+    """
+    length, stride = plan.block[-1], _strides(plan.mask_shape, channels_last)[-1]
+    if buffer.device.type == "cpu" and not torch.compiler.is_compiling():
+        runs = buffer.as_strided((buffer.numel() - (length - 1) * stride, length), (1, stride))
+        runs.index_fill_(0, rows, value)
+        return
+    step = torch.arange(length, dtype=torch.int64, device=rows.device) * stride
+    buffer.index_fill_(0, (step[:, None] + rows[None, :]).reshape(-1), value)
+
+
+# Dropped elements are counted as bytes summed in int64 words, 255 words at a time: each
+# byte lane then holds at most 255, so the sum has no carries between lanes.
+_LANES = 8
+_WORDS = 255
+_COUNT_ALIGN = _LANES * _WORDS
+
+
+def _count_bytes(flags: torch.Tensor) -> torch.Tensor:
+    """Number of true elements of a flat bool tensor whose length is a multiple of 2040 (int64, 0-dim)."""
+    words = flags.view(torch.uint8).view(torch.int64).view(-1, _WORDS).sum(dim=1)
+    return words.view(torch.uint8).sum(dtype=torch.int64)
+
+
+class PaintedMask(NamedTuple):
+    """The dropped mask of a sparse call (bool, ``plan.mask_shape``) and how many elements it drops.
+
+    ``dropped_count`` is a 0-dim int64 tensor; in eager mode it is counted without a
+    ``count_nonzero`` pass over the mask.
+    """
+
+    dropped: torch.Tensor
+    dropped_count: torch.Tensor
+
+
+def paint_rows(rows: torch.Tensor, plan: Plan, channels_last: bool) -> PaintedMask:
+    """The dropped mask of the block rows from :func:`block_rows`, and its count."""
+    numel = math.prod(plan.mask_shape)
+    end = numel + spare(plan, channels_last)
+    counted = -(-end // _COUNT_ALIGN) * _COUNT_ALIGN
+    flags = torch.zeros(counted, dtype=torch.bool, device=rows.device)
+    fill_blocks(flags, rows, plan, channels_last, True)
+    if torch.compiler.is_compiling():
+        count = torch.count_nonzero(flags[:numel])
+    else:  # the spare elements hold the empty slots' block: not part of the mask
+        count = _count_bytes(flags) - torch.count_nonzero(flags[numel:end])
+    return PaintedMask(_to_logical(flags[:numel], plan.mask_shape, channels_last), count)
 
 
 def paint_sparse(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torch.Tensor:
     """The dropped mask (bool, ``plan.mask_shape``) of seeds given as flat corner indices."""
-    return paint_index(block_index(positions, plan, channels_last), plan, channels_last)
-
-
-def paint_index(index: torch.Tensor, plan: Plan, channels_last: bool) -> torch.Tensor:
-    """The dropped mask of the flat indices from :func:`block_index`."""
-    numel = math.prod(plan.mask_shape)
-    dropped = torch.zeros(numel + spare(plan, channels_last), dtype=torch.bool, device=index.device)
-    dropped.index_fill_(0, index, True)
-    return _to_logical(dropped[:numel], plan.mask_shape, channels_last)
+    return paint_rows(block_rows(positions, plan, channels_last), plan, channels_last).dropped
 
 
 def paint_dense(seeds: torch.Tensor, plan: Plan, channels_last: bool) -> torch.Tensor:
@@ -120,8 +171,13 @@ def paint_dense(seeds: torch.Tensor, plan: Plan, channels_last: bool) -> torch.T
     return dropped
 
 
-def scale_factor(dropped: torch.Tensor, scale: str, dtype: torch.dtype) -> torch.Tensor | None:
+def scale_factor(
+    dropped: torch.Tensor, scale: str, dtype: torch.dtype, dropped_count: torch.Tensor | None = None
+) -> torch.Tensor | None:
     """``s = count / kept`` (0 when nothing is kept) in float32, or float64 for float64 input.
+
+    ``dropped_count``, when known, is the number of true elements of ``dropped`` (used by
+    ``"batch"``).
 
     Shape ``(1, ..., 1)`` for ``"batch"``, ``(N, 1, ..., 1)`` for ``"sample"``, ``None`` for
     ``"none"``. It is never 0-dim, so ``x * s`` computes in ``s``'s precision and rounds
@@ -134,7 +190,9 @@ def scale_factor(dropped: torch.Tensor, scale: str, dtype: torch.dtype) -> torch
     trailing = [1] * (dropped.dim() - 1)
     if scale == "batch":
         count = dropped.numel()
-        kept = (count - torch.count_nonzero(dropped)).to(compute).view(1, *trailing)
+        if dropped_count is None:
+            dropped_count = torch.count_nonzero(dropped)
+        kept = (count - dropped_count).to(compute).view(1, *trailing)
     else:
         count = math.prod(dropped.shape[1:])
         kept = (count - torch.count_nonzero(dropped.reshape(dropped.shape[0], -1), dim=1)).to(compute)
@@ -172,9 +230,9 @@ class ZeroBlocks(torch.autograd.Function):
     """Eager fast path of :func:`apply_mask` for per-channel masks: scale, then zero the blocks.
 
     ``x * s`` is one vectorised pass written into a buffer with spare elements, and the
-    dropped elements are zeroed by index (about ``gamma * corners * prod(k)`` writes),
-    forward and backward alike. Backward recomputes the indices from the seed positions,
-    so only those (8 bytes per seed slot) and ``s`` are saved.
+    dropped elements are zeroed by index (one per block row, see :func:`fill_blocks`),
+    forward and backward alike. Backward recomputes the rows from the seed positions, so
+    only those (8 bytes per seed slot) and ``s`` are saved.
     """
 
     @staticmethod
@@ -182,27 +240,27 @@ class ZeroBlocks(torch.autograd.Function):
         ctx: Any,
         x: torch.Tensor,
         s: torch.Tensor | None,
-        index: torch.Tensor,
+        rows: torch.Tensor,
         positions: torch.Tensor,
         plan: Plan,
         channels_last: bool,
     ) -> torch.Tensor:
         ctx.save_for_backward(positions, s)
         ctx.plan, ctx.channels_last = plan, channels_last
-        return _scale_and_zero(x, s, index, plan, channels_last)
+        return _scale_and_zero(x, s, rows, plan, channels_last)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         positions, s = ctx.saved_tensors
-        index = block_index(positions, ctx.plan, ctx.channels_last)
-        return _scale_and_zero(grad, s, index, ctx.plan, ctx.channels_last), None, None, None, None, None
+        rows = block_rows(positions, ctx.plan, ctx.channels_last)
+        return _scale_and_zero(grad, s, rows, ctx.plan, ctx.channels_last), None, None, None, None, None
 
 
 _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 def _scale_and_zero(
-    x: torch.Tensor, s: torch.Tensor | None, index: torch.Tensor, plan: Plan, channels_last: bool
+    x: torch.Tensor, s: torch.Tensor | None, rows: torch.Tensor, plan: Plan, channels_last: bool
 ) -> torch.Tensor:
     numel = math.prod(plan.mask_shape)
     buffer = torch.empty(numel + spare(plan, channels_last), dtype=x.dtype, device=x.device)
@@ -211,7 +269,7 @@ def _scale_and_zero(
         out.copy_(x)
     else:  # computed in s's precision, rounded once into out's dtype
         torch.mul(x, s.reshape(()) if _cpu_scalar(x, s) else s, out=out)
-    buffer.index_fill_(0, index, 0.0)
+    fill_blocks(buffer, rows, plan, channels_last, 0.0)
     return _drop_spare(buffer, plan.mask_shape, channels_last, out)
 
 

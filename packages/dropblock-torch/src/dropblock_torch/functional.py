@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ._blocks import ZeroBlocks, apply_mask, block_index, is_channels_last, paint_dense, paint_index, scale_factor
+from ._blocks import ZeroBlocks, apply_mask, block_rows, is_channels_last, paint_dense, paint_rows, scale_factor
 from ._core import normalize_block_size, validate_per_channel, validate_rate, validate_scale
 from ._geometry import Plan, make_plan
 from ._sampling import Rate, sample_dense, sample_sparse
@@ -51,12 +51,12 @@ def apply_seeds(input: torch.Tensor, seeds: torch.Tensor, plan: Plan, scale: str
     if seeds.dtype == torch.bool:
         dropped = paint_dense(seeds, plan, channels_last)
         return apply_mask(input, dropped, scale_factor(dropped, scale, input.dtype), inplace)
-    index = block_index(seeds, plan, channels_last)
-    dropped = paint_index(index, plan, channels_last)
-    s = scale_factor(dropped, scale, input.dtype)
+    rows = block_rows(seeds, plan, channels_last)
+    dropped, dropped_count = paint_rows(rows, plan, channels_last)
+    s = scale_factor(dropped, scale, input.dtype, dropped_count)
     if inplace or plan.mask_shape[1] != input.shape[1] or torch.compiler.is_compiling():
         return apply_mask(input, dropped, s, inplace)
-    return ZeroBlocks.apply(input, s, index, seeds, plan, channels_last)
+    return ZeroBlocks.apply(input, s, rows, seeds, plan, channels_last)
 
 
 def drop_block(
