@@ -193,6 +193,14 @@ def test_dynamic_shapes_match_static_shapes_bit_for_bit():
     np.testing.assert_array_equal(static, dynamic)
 
 
+def test_drop_block_in_a_tf_data_pipeline_matches_a_direct_call():
+    # The XLA-fused output pass also runs inside tf.data's own function runtime.
+    x = _x((4, 9, 9, 3))
+    batches = tf.data.Dataset.from_tensors(x).repeat(2).map(lambda t: drop_block(t, 0.2, 3, seed=(4, 5)))
+    for batch in batches:
+        np.testing.assert_array_equal(batch, drop_block(x, 0.2, 3, seed=(4, 5)))
+
+
 def test_jit_compile_matches_eager_and_does_not_retrace_on_rate_change():
     layer = DropBlock2D(0.3, 3, seed=8)
     x = _x((2, 10, 10, 4))

@@ -12,8 +12,8 @@ A seed at corner ``c`` drops ``[c_i, c_i + k_i)`` on every spatial axis.
 * ``dilate`` (dense seed grid): a position is dropped when any corner covering it is a
   seed: running sums along each spatial axis (separable, integer, exact).
 
-Both return the same mask and counts for the same seeds; ``apply_keep`` then computes
-``where(keep, x * s, 0)``.
+Both return the same mask (uint8, 1 where kept) and counts for the same seeds;
+``apply_keep`` then computes ``where(keep, x * s, 0)`` in one XLA-fused pass.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _count_rows(rows: tf.Tensor, n_rows: Dim, row_len: Dim) -> tf.Tensor:
 
 
 def paint(positions: tf.Tensor, valid: tf.Tensor, plan: Plan, *, per_sample: bool) -> tuple[tf.Tensor, tf.Tensor]:
-    """Keep mask (bool, ``plan.mask_dims``) and kept counts (int64, one per sample or one) from seed positions.
+    """Keep mask (uint8, 1 where kept, ``plan.mask_dims``) and kept counts (int64, one per sample or one).
 
     ``positions`` are flat indices into the corner grid (``plan.grid_dims``, row-major);
     only those with ``valid`` set are painted.
@@ -103,8 +103,9 @@ def paint(positions: tf.Tensor, valid: tf.Tensor, plan: Plan, *, per_sample: boo
     )
     rows = tf.reshape(buffer[: as_index(scratch)], tf.stack([as_index(n_rows), as_index(row_len)]))
     kept = _count_rows(rows, n_rows, row_len) - tf.cast(row_len - row_numel, tf.int64)
-    keep = tf.reshape(tf.cast(rows[:, : as_index(row_numel)], tf.bool), tf.stack([as_index(d) for d in mask_dims]))
-    return keep, kept
+    # One row: a prefix of the buffer, which TF slices without a copy.
+    keep = buffer[: as_index(row_numel)] if not per_sample else rows[:, : as_index(row_numel)]
+    return tf.reshape(keep, tf.stack([as_index(d) for d in mask_dims])), kept
 
 
 def dilate(seeds: tf.Tensor, plan: Plan, *, per_sample: bool) -> tuple[tf.Tensor, tf.Tensor]:
@@ -122,7 +123,7 @@ def dilate(seeds: tf.Tensor, plan: Plan, *, per_sample: bool) -> tuple[tf.Tensor
         upper = tf.gather(sums, tf.range(size) + k, axis=axis)
         lower = tf.gather(sums, tf.range(size), axis=axis)
         hit = tf.cast(upper - lower > 0, tf.int32)
-    keep = tf.equal(hit, 0)
+    keep = tf.cast(tf.equal(hit, 0), tf.uint8)
     axes = list(range(1, ndim)) if per_sample else list(range(ndim))
     kept = tf.reshape(tf.reduce_sum(tf.cast(keep, tf.int64), axis=axes), [-1])
     return keep, kept
@@ -148,25 +149,31 @@ def scale_factor(x: tf.Tensor, keep: tf.Tensor, kept: tf.Tensor, scale: str) -> 
     return tf.math.divide_no_nan(tf.cast(total, compute_dtype), tf.cast(kept, compute_dtype))
 
 
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+def _scaled(values: tf.Tensor, keep: tf.Tensor, s: tf.Tensor) -> tf.Tensor:
+    """``where(keep != 0, values * s, 0)`` in ``values``' dtype, computed in ``s``'s precision.
+
+    XLA fuses it into one pass over ``values`` and the 1-byte mask; TF's own kernels would
+    write ``values * s`` and then select from it (twice the memory traffic).
+    """
+    product = values * s if values.dtype == s.dtype else tf.cast(tf.cast(values, s.dtype) * s, values.dtype)
+    return tf.where(tf.not_equal(keep, 0), product, tf.zeros([], values.dtype))
+
+
 def apply_keep(x: tf.Tensor, keep: tf.Tensor, kept: tf.Tensor, scale: str) -> tf.Tensor:
     """``where(keep, x * s, 0)`` in ``x``'s dtype; the gradient is ``keep * s`` (mask and ``s`` are constants).
 
-    Only the 1-byte mask and ``s`` are kept for the backward pass. Half-precision inputs
-    are scaled in float32 and rounded once.
+    ``keep`` is 1 (uint8) where an element is kept, in the mask's shape (it broadcasts
+    against ``x`` when channels share a mask). Only the 1-byte mask and ``s`` are kept for
+    the backward pass. Half-precision inputs are scaled in float32 and rounded once.
     """
     s = tf.stop_gradient(scale_factor(x, keep, kept, scale))
-    zero = tf.zeros([], x.dtype)
-
-    def scaled(values: tf.Tensor) -> tf.Tensor:
-        if values.dtype == s.dtype:
-            return tf.where(keep, values * s, zero)
-        return tf.where(keep, tf.cast(tf.cast(values, s.dtype) * s, values.dtype), zero)
 
     @tf.custom_gradient
     def forward(values: tf.Tensor) -> tuple[tf.Tensor, object]:
         def grad(upstream: tf.Tensor) -> tf.Tensor:
-            return scaled(upstream)
+            return _scaled(upstream, keep, s)
 
-        return scaled(values), grad
+        return _scaled(values, keep, s), grad
 
     return forward(x)

@@ -183,7 +183,7 @@ def drop_block(
     if not training or rate == 0.0:
         return x
     if rate == 1.0:  # every corner is a seed: kept = 0, s = 0 (gradient 0, never NaN)
-        return _masking.apply_keep(x, tf.zeros_like(x, dtype=tf.bool), tf.zeros([1], tf.int64), scale)
+        return _masking.apply_keep(x, tf.zeros_like(x, dtype=tf.uint8), tf.zeros([1], tf.int64), scale)
     return drop_block_nd(
         x,
         rate,
