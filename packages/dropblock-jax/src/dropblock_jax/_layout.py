@@ -134,10 +134,13 @@ class Layout:
         return min(1.0, max_rate * self.gamma_factor)
 
     def capacity(self, max_rate: float) -> int:
-        """Static number of seed slots the sparse sampler draws (``dropblock_core.seed_capacity``)."""
+        """Static number of seed slots the sparse sampler draws: ``dropblock_core.seed_capacity``
+        rounded up to an even count (XLA's CPU threefry draws an odd count 3x slower; a
+        spare slot only adds room, it does not change the distribution)."""
         if num_corners(self.spatial, self.block) == 0:
             return 0
-        return seed_capacity(self.num_grid, self.gamma_max(max_rate))
+        capacity = seed_capacity(self.num_grid, self.gamma_max(max_rate))
+        return capacity + capacity % 2
 
     def use_sparse(self, capacity: int) -> bool:
         """Whether to draw and paint ``capacity`` seeds rather than draw every corner and dilate."""

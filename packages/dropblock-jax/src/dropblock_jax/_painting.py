@@ -1,14 +1,13 @@
 """Stage 2: the deterministic function ``seeds -> output``.
 
-Seeds become a keep mask, either by painting each sparse seed's block (a scatter of
-``prod(k)`` flat offsets per seed) or by dilating a dense seed grid (a separable running
+Seeds become a keep mask, either by painting each sparse seed's block (a scatter with
+the block as each seed's update window) or by dilating a dense seed grid (a separable running
 maximum along each spatial axis). ``apply_mask`` then scales and masks the input.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 
 import jax
@@ -19,10 +18,6 @@ from jax import lax
 from ._layout import Layout
 
 
-def _strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(int(s) for s in np.cumprod((1, *shape[::-1]))[:-1][::-1])
-
-
 def paint_positions(positions: jax.Array, layout: Layout) -> jax.Array:
     """Keep mask (``layout.mask_shape``, bool) with the block of every seed position cleared.
 
@@ -30,27 +25,33 @@ def paint_positions(positions: jax.Array, layout: Layout) -> jax.Array:
     are unused slots and never reach the mask.
     """
     grid_shape, mask_shape = layout.grid_shape, layout.mask_shape
-    size = math.prod(mask_shape)
-    if positions.shape[0] == 0 or size == 0:
+    if positions.shape[0] == 0 or math.prod(mask_shape) == 0:
         return jnp.ones(mask_shape, dtype=jnp.bool_)
-    num_grid = math.prod(grid_shape)
-    valid = positions < num_grid
-    coords = jnp.unravel_index(jnp.where(valid, positions, 0), grid_shape)
-    mask_strides = _strides(mask_shape)
-    base = sum((c * st for c, st in zip(coords, mask_strides, strict=True)), start=jnp.int32(0))
-    axes = layout.spatial_axes
-    offsets = np.array(
-        [
-            sum(o * mask_strides[a] for o, a in zip(off, axes, strict=True))
-            for off in itertools.product(*(range(k) for k in layout.block))
-        ],
-        dtype=np.int32,
+    valid = positions < layout.num_grid
+    coords = list(jnp.unravel_index(jnp.where(valid, positions, 0), grid_shape))
+    # One scatter index per seed, with the whole block as its update window. Unused slots
+    # write into one spare sample past the mask, so every window is in bounds and the
+    # scatter needs no bounds checks (on CPU 3x faster than one index per block element).
+    samples = mask_shape[0]
+    coords[0] = jnp.where(valid, coords[0], samples)
+    window = [1] * len(mask_shape)
+    for axis, k in zip(layout.spatial_axes, layout.block, strict=True):
+        window[axis] = k
+    numbers = lax.ScatterDimensionNumbers(
+        update_window_dims=tuple(range(1, len(mask_shape) + 1)),
+        inserted_window_dims=(),
+        scatter_dims_to_operand_dims=tuple(range(len(mask_shape))),
     )
-    # Unused slots write into one spare element past the mask, so every index is in bounds
-    # and the scatter needs no bounds checks (2-3x faster on CPU than mode="drop").
-    index = jnp.where(valid[:, None], base[:, None] + offsets[None, :], size)
-    dropped = jnp.zeros((size + 1,), dtype=jnp.bool_).at[index.reshape(-1)].set(True, mode="promise_in_bounds")
-    return jnp.logical_not(dropped[:size]).reshape(mask_shape)
+    dropped = lax.scatter(
+        jnp.zeros((samples + 1, *mask_shape[1:]), dtype=jnp.bool_),
+        jnp.stack(coords, axis=-1),
+        jnp.ones((positions.shape[0], *window), dtype=jnp.bool_),
+        numbers,
+        indices_are_sorted=True,
+        unique_indices=False,
+        mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS,
+    )
+    return jnp.logical_not(dropped[:samples])
 
 
 def dilate_grid(seeds: jax.Array, layout: Layout) -> jax.Array:

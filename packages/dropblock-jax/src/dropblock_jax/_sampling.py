@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 _GAP_CAP = float(2**31 - 128)  # exact in float32 and in int32
 
@@ -31,7 +32,8 @@ def sparse_positions(key: jax.Array, gamma: jax.Array, num_grid: int, capacity: 
     gaps = jnp.floor(jnp.log(u) / jnp.log1p(-safe))
     gaps = jnp.where(gamma > 0.0, jnp.minimum(gaps, _GAP_CAP), _GAP_CAP)
     steps = jnp.minimum(gaps.astype(jnp.int32), num_grid) + 1  # in [1, num_grid + 1]
-    ends = jnp.cumsum(steps, dtype=jnp.int32)
+    # The same integer sums as jnp.cumsum, whose reduce_window lowering is 2x slower on CPU.
+    ends = lax.associative_scan(jnp.add, steps)
     # True running sums increase strictly; the first one past the grid is either > num_grid
     # or wrapped below 1 (it is < 2**32), and every later slot is unused too.
     previous = jnp.concatenate([jnp.zeros((1,), jnp.int32), ends[:-1]])
