@@ -7,6 +7,7 @@ import torch
 
 from dropblock_torch._blocks import _count_bytes, block_rows, paint_rows
 from dropblock_torch._geometry import make_plan
+from dropblock_torch.functional import drop_block2d
 
 
 def _positions(plan: object, seed: int) -> torch.Tensor:
@@ -39,3 +40,19 @@ def test_byte_count_is_exact(fraction: float) -> None:
     # Up to 255 ones per byte lane: the full mask is the worst case for carries.
     flags = torch.rand(3 * 2040, generator=torch.Generator().manual_seed(0)) < fraction
     assert int(_count_bytes(flags)) == int(flags.sum())
+
+
+@pytest.mark.parametrize(
+    ("shape", "block", "p"),
+    [((4, 8, 32, 32), 3, 0.1), ((2, 3, 20, 20), 1, 0.3)],
+    ids=["rows-saved", "seeds-saved"],
+)
+def test_backward_is_keep_times_scale_whichever_indices_are_saved(shape: tuple, block: int, p: float) -> None:
+    # Backward reuses the block rows when they fit in a byte per element, else recomputes them.
+    x = torch.ones(shape, requires_grad=True)
+    y = drop_block2d(x, p, block, generator=torch.Generator().manual_seed(2))
+    y.backward(torch.full(shape, 3.0))
+    kept = y.detach() != 0
+    s = x.numel() / int(kept.sum())
+    assert torch.allclose(y.detach(), torch.where(kept, s, 0.0))
+    assert torch.allclose(x.grad, torch.where(kept, 3.0 * s, 0.0))

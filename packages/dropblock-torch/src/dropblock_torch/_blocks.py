@@ -72,25 +72,43 @@ def block_rows(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torc
     """
     shape = plan.mask_shape
     strides = _strides(shape, channels_last)
-    rest = torch.clamp(positions, max=plan.corners)
-    base = torch.zeros_like(rest)
-    # Integer division is the costly op here: one per spatial axis (the corner grid and the
-    # mask differ there), and one for (sample, channel) only when they are not adjacent.
-    for size, stride in zip(reversed(plan.grid[2:]), reversed(strides[2:]), strict=True):
-        quotient = torch.div(rest, size, rounding_mode="floor")
-        base = base + (rest - quotient * size) * stride
-        rest = quotient
-    channels = plan.grid[1]
-    if strides[0] == channels * strides[1]:  # rest = n * C' + c is already the (n, c) offset
-        base = base + rest * strides[1]
-    else:
-        sample = torch.div(rest, channels, rounding_mode="floor")
-        base = base + sample * strides[0] + (rest - sample * channels) * strides[1]
+    positions = torch.clamp(positions, max=plan.corners)
+    base = _contiguous_base(positions, plan) if not channels_last else _channels_last_base(positions, plan, strides)
     if len(plan.block) == 1:
         return base
     # Offset-major order: each of the row offsets is added to the contiguous run of bases.
     offsets = _block_offsets(plan.block[:-1], strides[2:-1], positions.device)
     return (offsets[:, None] + base[None, :]).reshape(-1)
+
+
+def _contiguous_base(positions: torch.Tensor, plan: Plan) -> torch.Tensor:
+    """Mask index of each corner when grid and mask are both row-major (N, C', *S).
+
+    Every complete run of the axes after spatial axis ``a`` in the grid skips
+    ``(S_a - V_a) * stride_a`` more mask elements: one division per spatial axis.
+    """
+    shape, strides = plan.mask_shape, _strides(plan.mask_shape, False)
+    base = positions
+    run = 1
+    for axis in reversed(range(2, len(shape))):
+        run *= plan.grid[axis]
+        if shape[axis] != plan.grid[axis]:
+            skip = (shape[axis] - plan.grid[axis]) * strides[axis]
+            base = base + torch.div(positions, run, rounding_mode="floor") * skip
+    return base
+
+
+def _channels_last_base(positions: torch.Tensor, plan: Plan, strides: list[int]) -> torch.Tensor:
+    """Mask index of each corner of the logical (N, C', *V) grid in a channels-last mask."""
+    rest = positions
+    base = torch.zeros_like(rest)
+    for size, stride in zip(reversed(plan.grid[2:]), reversed(strides[2:]), strict=True):
+        quotient = torch.div(rest, size, rounding_mode="floor")
+        base = base + (rest - quotient * size) * stride
+        rest = quotient
+    channels = plan.grid[1]
+    sample = torch.div(rest, channels, rounding_mode="floor")
+    return base + sample * strides[0] + (rest - sample * channels) * strides[1]
 
 
 def fill_blocks(buffer: torch.Tensor, rows: torch.Tensor, plan: Plan, channels_last: bool, value: float) -> None:
@@ -231,8 +249,9 @@ class ZeroBlocks(torch.autograd.Function):
 
     ``x * s`` is one vectorised pass written into a buffer with spare elements, and the
     dropped elements are zeroed by index (one per block row, see :func:`fill_blocks`),
-    forward and backward alike. Backward recomputes the rows from the seed positions, so
-    only those (8 bytes per seed slot) and ``s`` are saved.
+    forward and backward alike. Autograd saves ``s`` and the block rows when they take at
+    most a byte per element of the mask; otherwise the seed positions (8 bytes per seed
+    slot), from which backward recomputes the rows.
     """
 
     @staticmethod
@@ -245,14 +264,16 @@ class ZeroBlocks(torch.autograd.Function):
         plan: Plan,
         channels_last: bool,
     ) -> torch.Tensor:
-        ctx.save_for_backward(positions, s)
+        # The rows when they take at most a byte per element, else the seeds to recompute them.
+        ctx.rows_saved = rows.numel() * rows.element_size() <= math.prod(plan.mask_shape)
+        ctx.save_for_backward(rows if ctx.rows_saved else positions, s)
         ctx.plan, ctx.channels_last = plan, channels_last
         return _scale_and_zero(x, s, rows, plan, channels_last)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        positions, s = ctx.saved_tensors
-        rows = block_rows(positions, ctx.plan, ctx.channels_last)
+        saved, s = ctx.saved_tensors
+        rows = saved if ctx.rows_saved else block_rows(saved, ctx.plan, ctx.channels_last)
         return _scale_and_zero(grad, s, rows, ctx.plan, ctx.channels_last), None, None, None, None, None
 
 
