@@ -48,6 +48,33 @@ def _count_rows(rows: tf.Tensor, n_rows: Dim, row_len: Dim) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(lanes, tf.int64), axis=[1, 2])
 
 
+def _buffer_index(
+    positions: tf.Tensor, valid: tf.Tensor, plan: Plan, mask_strides: list[Dim], index_dtype: tf.DType, per_sample: bool
+) -> tf.Tensor:
+    """Flat buffer index of each seed's block corner, from its flat position in the corner grid.
+
+    With ``q_a = pos // grid_stride_a`` (the grid index of axes ``0..a`` together), the
+    buffer index is ``sum_a q_a * (mask_stride_a - grid_dim_{a+1} * mask_stride_{a+1})``
+    plus ``pos * mask_stride_last``; the coefficient is zero unless axis ``a + 1`` is
+    spatial (the mask is wider there) or ``a`` is the padded per-sample row axis. So there
+    is one division per such axis, done in float64: ``floor(n / d)`` is exact for
+    ``n < 2**53``, and float division is vectorised where integer division is not.
+    """
+    grid_dims = plan.grid_dims
+    grid_strides = _strides(grid_dims)
+    last = len(grid_dims) - 1
+    pos = tf.where(valid, positions, tf.zeros_like(positions))
+    pos_f = tf.cast(pos, tf.float64)
+    base = tf.cast(pos, index_dtype) * tf.cast(mask_strides[last], index_dtype)
+    for a in range(last):
+        if a + 1 not in plan.spatial_axes and not (a == 0 and per_sample):
+            continue
+        coefficient = mask_strides[a] - grid_dims[a + 1] * mask_strides[a + 1]
+        q = tf.floor(pos_f / tf.cast(grid_strides[a], tf.float64))
+        base = base + tf.cast(q, index_dtype) * tf.cast(coefficient, index_dtype)
+    return base
+
+
 def paint(positions: tf.Tensor, valid: tf.Tensor, plan: Plan, *, per_sample: bool) -> tuple[tf.Tensor, tf.Tensor]:
     """Keep mask (uint8, 1 where kept, ``plan.mask_dims``) and kept counts (int64, one per sample or one).
 
@@ -80,14 +107,8 @@ def paint(positions: tf.Tensor, valid: tf.Tensor, plan: Plan, *, per_sample: boo
             tf.constant(offsets, index_dtype) * tf.stack([as_index(s) for s in spatial_strides])[None, :], axis=1
         )
         scratch_size = tf.reduce_max(table) + 1
-    # Corner coordinates -> flat buffer index of each seed's block corner.
-    rest = tf.cast(tf.where(valid, positions, tf.zeros_like(positions)), index_dtype)
-    base = tf.zeros_like(rest)
-    for grid_stride, buffer_stride in zip(_strides(plan.grid_dims), mask_strides, strict=True):
-        coord = rest // as_index(grid_stride)
-        rest = rest % as_index(grid_stride)
-        base = base + coord * as_index(buffer_stride)
-    base = tf.where(valid, base, as_index(scratch))
+    corner = _buffer_index(positions, valid, plan, mask_strides, index_dtype, per_sample)
+    base = tf.where(valid, corner, as_index(scratch))
     target = base[:, None] + table[None, :]
     if not is_static(plan.block):  # the block was clamped at run time: skip offsets beyond it
         inside = tf.reduce_all(
