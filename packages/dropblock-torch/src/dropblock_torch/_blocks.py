@@ -152,12 +152,19 @@ class PaintedMask(NamedTuple):
     dropped_count: torch.Tensor
 
 
-def paint_rows(rows: torch.Tensor, plan: Plan, channels_last: bool) -> PaintedMask:
-    """The dropped mask of the block rows from :func:`block_rows`, and its count."""
+def paint_rows(rows: torch.Tensor, plan: Plan, channels_last: bool, scratch: torch.Tensor | None = None) -> PaintedMask:
+    """The dropped mask of the block rows from :func:`block_rows`, and its count.
+
+    ``scratch``, when given and large enough, is a flat buffer whose first bytes hold the
+    mask (one allocation fewer); the mask is only valid until the buffer is overwritten.
+    """
     numel = math.prod(plan.mask_shape)
     end = numel + spare(plan, channels_last)
     counted = -(-end // _COUNT_ALIGN) * _COUNT_ALIGN
-    flags = torch.zeros(counted, dtype=torch.bool, device=rows.device)
+    if scratch is not None and scratch.numel() * scratch.element_size() >= counted:
+        flags = scratch.view(torch.uint8)[:counted].view(torch.bool).zero_()
+    else:
+        flags = torch.zeros(counted, dtype=torch.bool, device=rows.device)
     fill_blocks(flags, rows, plan, channels_last, True)
     if torch.compiler.is_compiling():
         count = torch.count_nonzero(flags[:numel])
@@ -245,46 +252,56 @@ def apply_mask(x: torch.Tensor, dropped: torch.Tensor, s: torch.Tensor | None, i
 
 
 class ZeroBlocks(torch.autograd.Function):
-    """Eager fast path of :func:`apply_mask` for per-channel masks: scale, then zero the blocks.
+    """Eager fast path for per-channel masks: paint, count, scale, then zero the blocks.
 
-    ``x * s`` is one vectorised pass written into a buffer with spare elements, and the
-    dropped elements are zeroed by index (one per block row, see :func:`fill_blocks`),
-    forward and backward alike. Autograd saves ``s`` and the block rows when they take at
-    most a byte per element of the mask; otherwise the seed positions (8 bytes per seed
-    slot), from which backward recomputes the rows.
+    The output buffer first holds the painted bool mask in its leading bytes, long enough
+    to count the dropped elements; then ``x * s`` overwrites it in one vectorised pass and
+    the dropped elements are zeroed by index (one per block row, see :func:`fill_blocks`),
+    so the call allocates one tensor of ``x``'s size. Backward does the same to the
+    gradient. Autograd saves ``s`` and the block rows when they take at most a byte per
+    element of the mask; otherwise the seed positions (8 bytes per seed slot), from which
+    backward recomputes the rows.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
         x: torch.Tensor,
-        s: torch.Tensor | None,
         rows: torch.Tensor,
         positions: torch.Tensor,
         plan: Plan,
         channels_last: bool,
+        scale: str,
     ) -> torch.Tensor:
+        buffer = _output_buffer(x, plan, channels_last)
+        dropped, dropped_count = paint_rows(rows, plan, channels_last, scratch=buffer)
+        s = scale_factor(dropped, scale, x.dtype, dropped_count)
         # The rows when they take at most a byte per element, else the seeds to recompute them.
         ctx.rows_saved = rows.numel() * rows.element_size() <= math.prod(plan.mask_shape)
         ctx.save_for_backward(rows if ctx.rows_saved else positions, s)
         ctx.plan, ctx.channels_last = plan, channels_last
-        return _scale_and_zero(x, s, rows, plan, channels_last)
+        return _scale_and_zero(x, s, rows, plan, channels_last, buffer)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         saved, s = ctx.saved_tensors
         rows = saved if ctx.rows_saved else block_rows(saved, ctx.plan, ctx.channels_last)
-        return _scale_and_zero(grad, s, rows, ctx.plan, ctx.channels_last), None, None, None, None, None
+        buffer = _output_buffer(grad, ctx.plan, ctx.channels_last)
+        return _scale_and_zero(grad, s, rows, ctx.plan, ctx.channels_last, buffer), None, None, None, None, None
 
 
 _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
+def _output_buffer(x: torch.Tensor, plan: Plan, channels_last: bool) -> torch.Tensor:
+    """A flat buffer of ``x``'s dtype: the mask's elements in physical order, then the spare ones."""
+    return torch.empty(math.prod(plan.mask_shape) + spare(plan, channels_last), dtype=x.dtype, device=x.device)
+
+
 def _scale_and_zero(
-    x: torch.Tensor, s: torch.Tensor | None, rows: torch.Tensor, plan: Plan, channels_last: bool
+    x: torch.Tensor, s: torch.Tensor | None, rows: torch.Tensor, plan: Plan, channels_last: bool, buffer: torch.Tensor
 ) -> torch.Tensor:
     numel = math.prod(plan.mask_shape)
-    buffer = torch.empty(numel + spare(plan, channels_last), dtype=x.dtype, device=x.device)
     out = _to_logical(buffer[:numel], plan.mask_shape, channels_last)
     if s is None:
         out.copy_(x)

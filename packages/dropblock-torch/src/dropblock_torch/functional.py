@@ -52,11 +52,10 @@ def apply_seeds(input: torch.Tensor, seeds: torch.Tensor, plan: Plan, scale: str
         dropped = paint_dense(seeds, plan, channels_last)
         return apply_mask(input, dropped, scale_factor(dropped, scale, input.dtype), inplace)
     rows = block_rows(seeds, plan, channels_last)
-    dropped, dropped_count = paint_rows(rows, plan, channels_last)
-    s = scale_factor(dropped, scale, input.dtype, dropped_count)
     if inplace or plan.mask_shape[1] != input.shape[1] or torch.compiler.is_compiling():
-        return apply_mask(input, dropped, s, inplace)
-    return ZeroBlocks.apply(input, s, rows, seeds, plan, channels_last)
+        dropped, dropped_count = paint_rows(rows, plan, channels_last)
+        return apply_mask(input, dropped, scale_factor(dropped, scale, input.dtype, dropped_count), inplace)
+    return ZeroBlocks.apply(input, rows, seeds, plan, channels_last, scale)
 
 
 def drop_block(
