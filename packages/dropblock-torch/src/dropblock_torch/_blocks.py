@@ -73,7 +73,8 @@ def block_rows(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torc
     shape = plan.mask_shape
     strides = _strides(shape, channels_last)
     positions = torch.clamp(positions, max=plan.corners)
-    base = _contiguous_base(positions, plan) if not channels_last else _channels_last_base(positions, plan, strides)
+    decode = _channels_last_base if channels_last else _contiguous_base
+    base = decode(positions, plan, strides)
     if len(plan.block) == 1:
         return base
     # Offset-major order: each of the row offsets is added to the contiguous run of bases.
@@ -81,13 +82,13 @@ def block_rows(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torc
     return (offsets[:, None] + base[None, :]).reshape(-1)
 
 
-def _contiguous_base(positions: torch.Tensor, plan: Plan) -> torch.Tensor:
+def _contiguous_base(positions: torch.Tensor, plan: Plan, strides: list[int]) -> torch.Tensor:
     """Mask index of each corner when grid and mask are both row-major (N, C', *S).
 
     Every complete run of the axes after spatial axis ``a`` in the grid skips
     ``(S_a - V_a) * stride_a`` more mask elements: one division per spatial axis.
     """
-    shape, strides = plan.mask_shape, _strides(plan.mask_shape, False)
+    shape = plan.mask_shape
     base = positions
     run = 1
     for axis in reversed(range(2, len(shape))):
@@ -124,8 +125,8 @@ def fill_blocks(buffer: torch.Tensor, rows: torch.Tensor, plan: Plan, channels_l
         runs = buffer.as_strided((buffer.numel() - (length - 1) * stride, length), (1, stride))
         runs.index_fill_(0, rows, value)
         return
-    step = torch.arange(length, dtype=torch.int64, device=rows.device) * stride
-    buffer.index_fill_(0, (step[:, None] + rows[None, :]).reshape(-1), value)
+    offsets = _block_offsets((length,), [stride], rows.device)
+    buffer.index_fill_(0, (offsets[:, None] + rows[None, :]).reshape(-1), value)
 
 
 # Dropped elements are counted as bytes summed in int64 words, 255 words at a time: each
