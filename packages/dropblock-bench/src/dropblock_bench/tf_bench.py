@@ -176,16 +176,16 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
 def memory_rows(shapes_dtypes: list[tuple[tuple[int, ...], str]], notes: list[str], threads: int | None) -> list[dict]:
     threads_arg = ["--threads", str(threads)] if threads else []
     rows = []
+    add_note(
+        notes,
+        "memory: ours' output pass is a small XLA-compiled function, compiled at the first call on a"
+        " shape, so its peak includes XLA's one-time compilation; a warm-up call on the real tensor"
+        " would hide the tensors instead (TF keeps freed CPU buffers for reuse)",
+    )
     for shape, dtype in [(s, d) for s, d in shapes_dtypes if d == "float32"]:
         config = Config(shape, dtype, MEMORY_BLOCK, MEMORY_RATE)  # type: ignore[arg-type]
         # XLA and eager variants of ours run the same ops (XLA compilation would dominate the RSS).
         names = [n for n in implementations(config, anchors=True, notes=notes) if n not in _NO_MEMORY]
-        add_note(
-            notes,
-            "memory: ours' output pass is a small XLA-compiled function, compiled at the first call on a"
-            " shape, so its peak includes XLA's one-time compilation; a warm-up call on the real tensor"
-            " would hide the tensors instead (TF keeps freed CPU buffers for reuse)",
-        )
         for name in names:
             elements = 1
             for d in shape:
