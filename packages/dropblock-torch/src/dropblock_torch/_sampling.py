@@ -64,15 +64,16 @@ def sample_sparse(
     """Flat corner indices of ``plan.capacity`` seed slots (int64; ``>= plan.corners`` marks an empty slot)."""
     dtype = sampling_dtype(device)
     corners = plan.corners
-    uniform = _uniform((plan.capacity,), dtype, device, generator)
+    gaps = _uniform((plan.capacity,), dtype, device, generator)
     g = seed_probability(rate, plan, dtype)
     log_q = (
         torch.log1p(-g) if isinstance(g, torch.Tensor) else torch.tensor(g, dtype=dtype, device=device).neg().log1p()
     )
-    gaps = torch.floor(torch.log1p(-uniform) / log_q)
-    # gamma = 0 gives +inf or NaN gaps: no seed. Clamp before the integer cast.
-    gaps = torch.where((gaps >= 0) & (gaps < corners), gaps, corners).to(torch.int64)
-    return torch.cumsum(gaps + 1, dim=0) - 1
+    # In place, one pass per step: the sampler is about a tenth of a call's time.
+    gaps.neg_().log1p_().div_(log_q).floor_()
+    # gamma = 0 gives -inf or NaN gaps: no seed; gamma = 1 gives 0. Clamp before the integer cast.
+    gaps.nan_to_num_(nan=corners, posinf=corners, neginf=corners).clamp_(max=corners).add_(1)
+    return torch.cumsum(gaps, dim=0, dtype=torch.int64).sub_(1)
 
 
 def sample_dense(
