@@ -189,14 +189,27 @@ def test_only_a_one_byte_mask_is_saved_for_backward() -> None:
 
 
 def test_no_host_synchronisation_in_the_hot_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The meta device takes the accelerators' path: nothing reads a value back to the host.
+    # (The eager CPU path reads the seed count, a plain load there; see the next test.)
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("host synchronisation in the hot path")
 
-    x = torch.randn(2, 4, 16, 16, requires_grad=True)
+    x = torch.empty(2, 4, 16, 16, device="meta", requires_grad=True)
     for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
         monkeypatch.setattr(torch.Tensor, name, forbidden)
     y = F.drop_block2d(x, 0.3, 3)
     y.backward(torch.ones_like(y))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_eager_cpu_output_owns_exactly_its_elements(dtype: torch.dtype) -> None:
+    # Empty seed slots are cut off rather than painted past the mask, so the output (and the
+    # gradient) is allocated at the input's size: the allocator can reuse same-size blocks.
+    x = torch.randn(4, 8, 20, 20, dtype=dtype, requires_grad=True)
+    y = F.drop_block2d(x, 0.2, 3, generator=torch.Generator().manual_seed(0))
+    (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    for t in (y, gx):
+        assert t.untyped_storage().nbytes() == x.numel() * x.element_size()
 
 
 def test_runs_on_the_meta_device() -> None:

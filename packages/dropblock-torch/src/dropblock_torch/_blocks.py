@@ -55,8 +55,20 @@ def _strides(shape: tuple[int, ...], channels_last: bool) -> list[int]:
     return strides
 
 
-def spare(plan: Plan, channels_last: bool) -> int:
-    """Elements past the mask that absorb empty seed slots: one block's extent."""
+def _eager_cpu(device: torch.device) -> bool:
+    """Whether the eager CPU method applies: one index per block row, empty slots dropped."""
+    return device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def spare(plan: Plan, channels_last: bool, device: torch.device) -> int:
+    """Elements past the mask that absorb empty seed slots: one block's extent.
+
+    None on the CPU in eager mode, where :func:`block_rows` drops the empty slots, so a
+    buffer has exactly the mask's size (the allocator then reuses memory freed by tensors
+    of the input's size instead of mapping fresh pages).
+    """
+    if _eager_cpu(device):
+        return 0
     strides = _strides(plan.mask_shape, channels_last)
     return 1 + sum((k - 1) * stride for k, stride in zip(plan.block, strides[2:], strict=True))
 
@@ -65,14 +77,18 @@ def block_rows(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torc
     """Flat (physical-order) mask index of the first element of every row of every seed's block.
 
     A row is the block's run along its last spatial axis (``plan.block[-1]`` elements);
-    a block has ``prod(plan.block[:-1])`` rows. ``positions`` are flat corner indices;
-    those ``>= plan.corners`` are empty slots, decoded as the corner one past the last
-    sample, so their block lies at ``numel``, in the spare elements past the mask (see
-    :func:`spare`) that are never part of any result.
+    a block has ``prod(plan.block[:-1])`` rows. ``positions`` are ascending flat corner
+    indices; those ``>= plan.corners`` are empty slots. On the CPU in eager mode they are
+    cut off (reading their number costs no device sync there); elsewhere they are decoded
+    as the corner one past the last sample, so their block lies at ``numel``, in the spare
+    elements past the mask (see :func:`spare`) that are never part of any result.
     """
     shape = plan.mask_shape
     strides = _strides(shape, channels_last)
-    positions = torch.clamp(positions, max=plan.corners)
+    if _eager_cpu(positions.device):
+        positions = positions[: int(torch.searchsorted(positions, plan.corners))]
+    else:
+        positions = torch.clamp(positions, max=plan.corners)
     decode = _channels_last_base if channels_last else _contiguous_base
     base = decode(positions, plan, strides)
     if len(plan.block) == 1:
@@ -121,7 +137,7 @@ def fill_blocks(buffer: torch.Tensor, rows: torch.Tensor, plan: Plan, channels_l
     writes does not matter); elsewhere every element gets its own index.
     """
     length, stride = plan.block[-1], _strides(plan.mask_shape, channels_last)[-1]
-    if buffer.device.type == "cpu" and not torch.compiler.is_compiling():
+    if _eager_cpu(buffer.device):
         runs = buffer.as_strided((buffer.numel() - (length - 1) * stride, length), (1, stride))
         runs.index_fill_(0, rows, value)
         return
@@ -160,7 +176,7 @@ def paint_rows(rows: torch.Tensor, plan: Plan, channels_last: bool, scratch: tor
     mask (one allocation fewer); the mask is only valid until the buffer is overwritten.
     """
     numel = math.prod(plan.mask_shape)
-    end = numel + spare(plan, channels_last)
+    end = numel + spare(plan, channels_last, rows.device)
     counted = -(-end // _COUNT_ALIGN) * _COUNT_ALIGN
     if scratch is not None and scratch.numel() * scratch.element_size() >= counted:
         flags = scratch.view(torch.uint8)[:counted].view(torch.bool).zero_()
@@ -169,8 +185,10 @@ def paint_rows(rows: torch.Tensor, plan: Plan, channels_last: bool, scratch: tor
     fill_blocks(flags, rows, plan, channels_last, True)
     if torch.compiler.is_compiling():
         count = torch.count_nonzero(flags[:numel])
-    else:  # the spare elements hold the empty slots' block: not part of the mask
-        count = _count_bytes(flags) - torch.count_nonzero(flags[numel:end])
+    else:
+        count = _count_bytes(flags)
+        if end > numel:  # the spare elements hold the empty slots' block: not part of the mask
+            count = count - torch.count_nonzero(flags[numel:end])
     return PaintedMask(_to_logical(flags[:numel], plan.mask_shape, channels_last), count)
 
 
@@ -296,7 +314,8 @@ _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 def _output_buffer(x: torch.Tensor, plan: Plan, channels_last: bool) -> torch.Tensor:
     """A flat buffer of ``x``'s dtype: the mask's elements in physical order, then the spare ones."""
-    return torch.empty(math.prod(plan.mask_shape) + spare(plan, channels_last), dtype=x.dtype, device=x.device)
+    numel = math.prod(plan.mask_shape)
+    return torch.empty(numel + spare(plan, channels_last, x.device), dtype=x.dtype, device=x.device)
 
 
 def _scale_and_zero(
