@@ -39,13 +39,19 @@ def _strides(dims: tuple[Dim, ...]) -> list[Dim]:
     return strides[::-1]
 
 
-def _count_rows(rows: tf.Tensor, n_rows: Dim, row_len: Dim) -> tf.Tensor:
-    """Sum of each row of a 0/1 uint8 ``[R, L]`` buffer (``L`` a multiple of 2040), int64 ``[R]``."""
-    groups = tf.cast(row_len // _ROW_ALIGN, tf.int64)
-    shape = tf.stack([tf.cast(n_rows, tf.int64), groups, _WORDS, _LANES])
-    words = tf.bitcast(tf.reshape(rows, shape), tf.int64)  # [R, G, 255]
-    lanes = tf.bitcast(tf.reduce_sum(words, axis=-1), tf.uint8)  # [R, G, 8], each lane <= 255
-    return tf.reduce_sum(tf.cast(lanes, tf.int64), axis=[1, 2])
+def _count_rows(buffer: tf.Tensor, n_rows: Dim, row_len: Dim) -> tf.Tensor:
+    """Sum of each of the first ``n_rows`` rows of ``row_len`` bytes of a flat 0/1 uint8 buffer, int64 ``[R]``.
+
+    ``row_len`` and the buffer's length are multiples of 2040. The whole buffer is summed
+    in groups of 2040 bytes and the groups past the rows are dropped afterwards: slicing the
+    rows out of the buffer first would copy them.
+    """
+    words = tf.bitcast(tf.reshape(buffer, [-1, _WORDS, _LANES]), tf.int64)  # [G, 255]
+    lanes = tf.bitcast(tf.reduce_sum(words, axis=-1), tf.uint8)  # [G, 8], each lane <= 255
+    groups = tf.reduce_sum(tf.cast(lanes, tf.int64), axis=-1)  # [G]
+    per_row = tf.cast(row_len // _ROW_ALIGN, tf.int64)
+    shape = tf.stack([tf.cast(n_rows, tf.int64), per_row])
+    return tf.reduce_sum(tf.reshape(groups[: tf.reduce_prod(shape)], shape), axis=1)
 
 
 def _buffer_index(
@@ -117,17 +123,20 @@ def paint(positions: tf.Tensor, valid: tf.Tensor, plan: Plan, *, per_sample: boo
             tf.constant(offsets, tf.int64) < tf.stack([tf.cast(k, tf.int64) for k in plan.block])[None, :], axis=1
         )
         target = tf.where(inside[:, None], target, as_index(scratch) + table[:, None])
+    length = (scratch + scratch_size + _ROW_ALIGN - 1) // _ROW_ALIGN * _ROW_ALIGN  # whole count groups
     buffer = tf.raw_ops.SparseToDense(
         sparse_indices=tf.reshape(target, [-1]),
-        output_shape=tf.reshape(as_index(scratch + scratch_size), [1]),
+        output_shape=tf.reshape(as_index(length), [1]),
         sparse_values=tf.constant(0, tf.uint8),
         default_value=tf.constant(1, tf.uint8),
         validate_indices=False,
     )
-    rows = tf.reshape(buffer[: as_index(scratch)], tf.stack([as_index(n_rows), as_index(row_len)]))
-    kept = _count_rows(rows, n_rows, row_len) - tf.cast(row_len - row_numel, tf.int64)
-    # One row: a prefix of the buffer, which TF slices without a copy.
-    keep = buffer[: as_index(row_numel)] if not per_sample else rows[:, : as_index(row_numel)]
+    kept = _count_rows(buffer, n_rows, row_len) - tf.cast(row_len - row_numel, tf.int64)
+    if per_sample:  # one padded row per sample
+        rows = tf.reshape(buffer[: as_index(scratch)], tf.stack([as_index(n_rows), as_index(row_len)]))
+        keep = rows[:, : as_index(row_numel)]
+    else:  # one row: a prefix of the buffer, which TF slices without a copy
+        keep = buffer[: as_index(row_numel)]
     return tf.reshape(keep, tf.stack([as_index(d) for d in mask_dims])), kept
 
 
