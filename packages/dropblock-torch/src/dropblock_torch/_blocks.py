@@ -63,7 +63,7 @@ def _eager_cpu(device: torch.device) -> bool:
 def spare(plan: Plan, channels_last: bool, device: torch.device) -> int:
     """Elements past the mask that absorb empty seed slots: one block's extent.
 
-    None on the CPU in eager mode, where :func:`block_rows` drops the empty slots, so a
+    Zero on the CPU in eager mode, where :func:`block_rows` cuts the empty slots off, so a
     buffer has exactly the mask's size (the allocator then reuses memory freed by tensors
     of the input's size instead of mapping fresh pages).
     """
@@ -313,7 +313,7 @@ _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 def _output_buffer(x: torch.Tensor, plan: Plan, channels_last: bool) -> torch.Tensor:
-    """A flat buffer of ``x``'s dtype: the mask's elements in physical order, then the spare ones."""
+    """A flat buffer of ``x``'s dtype: the mask's elements in physical order, then the spare ones (if any)."""
     numel = math.prod(plan.mask_shape)
     return torch.empty(numel + spare(plan, channels_last, x.device), dtype=x.dtype, device=x.device)
 
