@@ -14,6 +14,7 @@ import tensorflow as tf
 import dropblock_tf
 from dropblock_tf import DropBlock1D, DropBlock2D, DropBlock3D, drop_block
 from dropblock_tf import layers as layers_module
+from dropblock_tf._plan import make_plan
 
 RNG = np.random.default_rng(0)
 
@@ -185,12 +186,17 @@ def test_tf_function_and_fully_dynamic_shapes(zero_blocks_ok):
     assert fn.experimental_get_tracing_count() == 1
 
 
-def test_dynamic_shapes_match_static_shapes_bit_for_bit():
-    x = _x((3, 14, 14, 8))
-    static = drop_block(x, 0.1, 7, seed=(9, 9))
+@pytest.mark.parametrize(
+    ("shape", "block"),
+    [((3, 14, 14, 8), 7), ((1, 28, 28, 8), 3), ((2, 28, 28, 8), 3)],  # the sparse sampler, batch split or not
+)
+def test_dynamic_shapes_match_static_shapes_bit_for_bit(shape, block):
+    x = _x(shape)
+    static = drop_block(x, 0.1, block, seed=(9, 9))
     spec = tf.TensorSpec([None, None, None, 8])
-    dynamic = tf.function(lambda x: drop_block(x, 0.1, 7, seed=(9, 9)), input_signature=[spec])(x)
+    dynamic = tf.function(lambda x: drop_block(x, 0.1, block, seed=(9, 9)), input_signature=[spec])(x)
     np.testing.assert_array_equal(static, dynamic)
+    assert make_plan(list(shape), (block, block), channels_last=True, per_channel=True, max_rate=0.1).sparse
 
 
 def test_drop_block_in_a_tf_data_pipeline_matches_a_direct_call():

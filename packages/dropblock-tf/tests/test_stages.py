@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from dropblock_tf import _masking, ops
 from dropblock_tf._core import gamma, seed_capacity
-from dropblock_tf._plan import make_plan, tf_seed_capacity
+from dropblock_tf._plan import batch_parts, make_plan, tf_seed_capacity
 
 
 @pytest.mark.parametrize("corners", [0, 1, 10, 2500, 2_560_000, 10**9])
@@ -39,6 +39,16 @@ def test_dynamic_plan_matches_static(shape, block, channels_last, per_channel):
     assert bool(dynamic.sparse) == static.sparse
     assert math.isclose(float(dynamic.factor), static.factor, rel_tol=1e-12)
     assert [int(k) for k in dynamic.block] == list(static.block)
+
+
+@pytest.mark.parametrize(("batch", "sizes"), [(0, (0,)), (1, (1,)), (2, (1, 1)), (5, (3, 2)), (16, (8, 8))])
+def test_batch_parts_halve_the_batch(batch, sizes):
+    assert batch_parts(batch) == sizes
+    dynamic = batch_parts(tf.constant(batch, tf.int64))  # always two parts, maybe one empty
+    assert [int(n) for n in dynamic] == [(batch + 1) // 2, batch // 2]
+    plan = make_plan([batch, 9, 9, 4], (3, 3), channels_last=True, per_channel=True, max_rate=0.1)
+    assert [part.grid_dims for part in plan.parts] == ([(n, 7, 7, 4) for n in sizes] if len(sizes) > 1 else [])
+    assert all(part.parts == () for part in plan.parts)
 
 
 def test_paper_setting_uses_the_sparse_sampler():
@@ -154,6 +164,6 @@ def test_stage_one_then_stage_two_is_the_whole_op(shape, block, rate, data_forma
     plan = make_plan(list(shape), block, channels_last=data_format == "channels_last", per_channel=True, max_rate=rate)
     grid = ops.sample_seed_grid(plan, rate, ops.as_stateless_seed((7, 0)))
     keep, kept = _masking.dilate(grid, plan, per_sample=scale == "sample")
-    expected = _masking.apply_keep(x, keep, kept, scale)
+    expected = _masking.apply_keep(x, (keep,), kept, scale)
     got = ops.drop_block(x, rate, block, seed=(7, 0), data_format=data_format, scale=scale)
     np.testing.assert_array_equal(got, expected)

@@ -13,12 +13,14 @@ A seed at corner ``c`` drops ``[c_i, c_i + k_i)`` on every spatial axis.
   seed: running sums along each spatial axis (separable, integer, exact).
 
 Both return the same mask (uint8, 1 where kept) and counts for the same seeds;
-``apply_keep`` then computes ``where(keep, x * s, 0)`` in one XLA-fused pass.
+``apply_keep`` then computes ``where(keep, x * s, 0)`` in one XLA-fused pass (over the
+mask's parts along the batch axis, when each half of the batch was painted on its own).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -161,17 +163,18 @@ def dilate(seeds: tf.Tensor, plan: Plan, *, per_sample: bool) -> tuple[tf.Tensor
     return keep, kept
 
 
-def scale_factor(x: tf.Tensor, keep: tf.Tensor, kept: tf.Tensor, scale: str) -> tf.Tensor:
+def scale_factor(x: tf.Tensor, keep: Sequence[tf.Tensor], kept: tf.Tensor, scale: str) -> tf.Tensor:
     """``s`` (float32, float64 for float64 ``x``), broadcastable to ``x``: numel / kept, 0 if nothing is kept.
 
-    ``kept`` counts mask elements (one count, or one per sample); a mask shared across
-    channels counts once per channel.
+    ``keep`` is the mask in parts along the batch axis; ``kept`` counts mask elements (one
+    count, or one per sample); a mask shared across channels counts once per channel.
     """
     compute_dtype = tf.float64 if x.dtype == tf.float64 else tf.float32
     if scale == "none":
         return tf.ones([], compute_dtype)
     size = tf.size(x, out_type=tf.int64)
-    kept = kept * (size // tf.maximum(tf.size(keep, out_type=tf.int64), 1))
+    mask_size = tf.add_n([tf.size(part, out_type=tf.int64) for part in keep])
+    kept = kept * (size // tf.maximum(mask_size, 1))
     if scale == "batch":
         total = size
         kept = tf.reshape(kept, [])
@@ -182,30 +185,34 @@ def scale_factor(x: tf.Tensor, keep: tf.Tensor, kept: tf.Tensor, scale: str) -> 
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-def _scaled(values: tf.Tensor, keep: tf.Tensor, s: tf.Tensor) -> tf.Tensor:
+def _scaled(values: tf.Tensor, keep: tuple[tf.Tensor, ...], s: tf.Tensor) -> tf.Tensor:
     """``where(keep != 0, values * s, 0)`` in ``values``' dtype, computed in ``s``'s precision.
 
-    XLA fuses it into one pass over ``values`` and the 1-byte mask; TF's own kernels would
-    write ``values * s`` and then select from it (twice the memory traffic).
+    XLA fuses it into one pass over ``values`` and the 1-byte mask (whose parts along the
+    batch axis it concatenates on the fly); TF's own kernels would write ``values * s`` and
+    then select from it (twice the memory traffic).
     """
+    keep = tf.concat(keep, 0) if len(keep) > 1 else keep[0]
     product = values * s if values.dtype == s.dtype else tf.cast(tf.cast(values, s.dtype) * s, values.dtype)
     return tf.where(tf.not_equal(keep, 0), product, tf.zeros([], values.dtype))
 
 
-def apply_keep(x: tf.Tensor, keep: tf.Tensor, kept: tf.Tensor, scale: str) -> tf.Tensor:
+def apply_keep(x: tf.Tensor, keep: Sequence[tf.Tensor], kept: tf.Tensor, scale: str) -> tf.Tensor:
     """``where(keep, x * s, 0)`` in ``x``'s dtype; the gradient is ``keep * s`` (mask and ``s`` are constants).
 
     ``keep`` is 1 (uint8) where an element is kept, in the mask's shape (it broadcasts
-    against ``x`` when channels share a mask). Only the 1-byte mask and ``s`` are kept for
+    against ``x`` when channels share a mask), given as consecutive parts along the batch
+    axis (one part for a whole mask). Only the 1-byte mask and ``s`` are kept for
     the backward pass. Half-precision inputs are scaled in float32 and rounded once.
     """
-    s = tf.stop_gradient(scale_factor(x, keep, kept, scale))
+    parts = tuple(keep)
+    s = tf.stop_gradient(scale_factor(x, parts, kept, scale))
 
     @tf.custom_gradient
     def forward(values: tf.Tensor) -> tuple[tf.Tensor, object]:
         def grad(upstream: tf.Tensor) -> tf.Tensor:
-            return _scaled(upstream, keep, s)
+            return _scaled(upstream, parts, s)
 
-        return _scaled(values, keep, s), grad
+        return _scaled(values, parts, s), grad
 
     return forward(x)

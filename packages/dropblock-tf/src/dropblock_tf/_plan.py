@@ -83,7 +83,8 @@ class Plan:
     configured block otherwise, with offsets beyond the clamped block masked out).
     ``mask_dims`` is the shape of the keep mask and ``grid_dims`` that of the corner grid,
     both in the input's layout with ``C'`` channels. ``sparse`` is a bool, or a bool tensor
-    when the shapes are dynamic.
+    when the shapes are dynamic. ``parts`` are the plans of the batch's two halves (see
+    :func:`batch_parts`), empty when the batch is not split.
     """
 
     mask_dims: tuple[Dim, ...]
@@ -94,12 +95,39 @@ class Plan:
     factor: float | tf.Tensor
     capacity: Dim
     sparse: bool | tf.Tensor
+    parts: tuple[Plan, ...] = ()
+
+
+def batch_parts(batch: Dim) -> tuple[Dim, ...]:
+    """Sample counts of the parts the sparse sampler draws and paints independently.
+
+    Two halves, ``ceil(N / 2)`` and ``floor(N / 2)`` samples, so ``tf.function``'s executor
+    runs the two chains of small ops (sampler, indices, painter) on two threads. The split
+    depends only on ``N``, never on the machine, and a batch unknown while tracing is split
+    by the same rule (its second half may be empty), so static and dynamic shapes draw the
+    same seeds. A batch of fewer than 2 samples known while tracing is not split.
+
+    >>> batch_parts(5), batch_parts(1)
+    ((3, 2), (1,))
+    """
+    if isinstance(batch, int) and batch < 2:
+        return (batch,)
+    return ((batch + 1) // 2, batch // 2)
 
 
 def make_plan(
-    dims: Sequence[Dim], block_size: Sequence[int], *, channels_last: bool, per_channel: bool, max_rate: float
+    dims: Sequence[Dim],
+    block_size: Sequence[int],
+    *,
+    channels_last: bool,
+    per_channel: bool,
+    max_rate: float,
+    split: bool = True,
 ) -> Plan:
-    """Build the plan for an input of ``dims`` whose rate never exceeds ``max_rate``."""
+    """Build the plan for an input of ``dims`` whose rate never exceeds ``max_rate``.
+
+    With ``split`` (the default), ``parts`` holds the plans of the batch's halves.
+    """
     rank = len(dims) - 2
     spatial_axes = tuple(range(1, rank + 1)) if channels_last else tuple(range(2, rank + 2))
     channel_axis = len(dims) - 1 if channels_last else 1
@@ -134,6 +162,19 @@ def make_plan(
     else:
         capacity = tf_seed_capacity(tf.cast(total, tf.int64), gamma_max)
         sparse = sparse_is_cheaper(capacity, [tf.cast(k, tf.int64) for k in block], tf.cast(numel, tf.int64))
+    sizes = batch_parts(dims[0]) if split else ()
+    parts = tuple(
+        make_plan(
+            [size, *dims[1:]],
+            block_size,
+            channels_last=channels_last,
+            per_channel=per_channel,
+            max_rate=max_rate,
+            split=False,
+        )
+        for size in sizes
+        if len(sizes) > 1
+    )
     return Plan(
         mask_dims=tuple(mask_dims),
         grid_dims=tuple(grid_dims),
@@ -143,7 +184,19 @@ def make_plan(
         factor=factor,
         capacity=capacity,
         sparse=sparse,
+        parts=parts,
     )
 
 
-__all__ = ["Dim", "Plan", "as_float64", "dims_of", "is_static", "make_plan", "product", "tf_gamma", "tf_seed_capacity"]
+__all__ = [
+    "Dim",
+    "Plan",
+    "as_float64",
+    "batch_parts",
+    "dims_of",
+    "is_static",
+    "make_plan",
+    "product",
+    "tf_gamma",
+    "tf_seed_capacity",
+]

@@ -5,8 +5,10 @@ Two exact samplers of i.i.d. Bernoulli(gamma) seeds over the corner grid:
 * ``sample_sparse`` draws ``capacity`` geometric gaps, ``floor(log(1 - U) / log(1 - gamma))``
   for uniform ``U`` in float64, whose running sums are the flat positions of the seeds in
   the corner grid (the gaps between successive successes of a Bernoulli process are
-  Geometric(gamma)). Slots past the end of the grid are marked invalid; they are never
-  painted. The capacity covers the grid except with probability below 2**-64.
+  Geometric(gamma)). Slots past the end of the grid are
+  marked invalid; they are never painted. The capacity covers the grid except with
+  probability below 2**-64. (``ops.sample_keep`` draws each half of the batch this way,
+  each half with its own seed and capacity.)
 * ``sample_dense`` draws one uniform per corner (used when painting ``capacity`` blocks
   would touch more elements than the mask holds).
 

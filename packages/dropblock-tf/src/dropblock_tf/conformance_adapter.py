@@ -110,7 +110,7 @@ class TFAdapter:
         )
         if not (np.array_equal(keep, keep_painted) and np.array_equal(kept, kept_painted)):
             raise AssertionError("the scatter painter and the dilation painter disagree")
-        return _output(_masking.apply_keep(xt, keep_painted, kept_painted, scale))
+        return _output(_masking.apply_keep(xt, (keep_painted,), kept_painted, scale))
 
     def gradient(
         self, x: np.ndarray, cotangent: np.ndarray, *, seed: int, dtype: str, **params: Any

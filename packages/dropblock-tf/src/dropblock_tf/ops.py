@@ -67,33 +67,62 @@ def _replica_seed(seed: tf.Tensor) -> tf.Tensor:
     return tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
 
 
+def _sparse_draws(plan: Plan, gamma: tf.Tensor, seed: tf.Tensor) -> list[tuple[Plan, tf.Tensor, tf.Tensor]]:
+    """Each part of the batch (``plan.parts``, or the whole batch) with its seed positions and valid slots.
+
+    Part ``j`` draws from ``seed`` with ``j`` folded in; the parts are independent, so
+    their seeds together are i.i.d. Bernoulli(gamma) over the whole corner grid.
+    """
+    draws = []
+    for j, part in enumerate(plan.parts or (plan,)):
+        part_seed = tf.random.experimental.stateless_fold_in(seed, j)
+        positions, valid = _sampling.sample_sparse(part_seed, gamma, part.grid_dims, part.capacity)
+        draws.append((part, positions, valid))
+    return draws
+
+
 def sample_keep(
     plan: Plan, rate: tf.Tensor | float, seed: tf.Tensor, *, per_sample: bool
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Stage 1 (draw the seeds) and the painting of stage 2: keep mask and kept counts for one call."""
+) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
+    """Stage 1 (draw the seeds) and the painting of stage 2: keep mask and kept counts for one call.
+
+    The mask comes in parts along the batch axis (see ``_masking.apply_keep``): the sparse
+    method paints each part of ``plan.parts`` into its own buffer.
+    """
     gamma = tf_gamma(rate, plan.factor)
 
-    def sparse() -> tuple[tf.Tensor, tf.Tensor]:
-        positions, valid = _sampling.sample_sparse(seed, gamma, plan.grid_dims, plan.capacity)
-        return _masking.paint(positions, valid, plan, per_sample=per_sample)
+    def sparse() -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
+        painted = [
+            _masking.paint(positions, valid, part, per_sample=per_sample)
+            for part, positions, valid in _sparse_draws(plan, gamma, seed)
+        ]
+        counts = [kept for _, kept in painted]
+        return tuple(keep for keep, _ in painted), tf.concat(counts, 0) if per_sample else tf.add_n(counts)
 
-    def dense() -> tuple[tf.Tensor, tf.Tensor]:
-        return _masking.dilate(_sampling.sample_dense(seed, gamma, plan.grid_dims), plan, per_sample=per_sample)
+    def dense() -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
+        keep, kept = _masking.dilate(_sampling.sample_dense(seed, gamma, plan.grid_dims), plan, per_sample=per_sample)
+        return (keep,), kept
+
+    def sparse_whole() -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:  # tf.cond's branches must match
+        keeps, kept = sparse()
+        return (tf.concat(keeps, 0),), kept
 
     if isinstance(plan.sparse, bool):
         return sparse() if plan.sparse else dense()
-    return tf.cond(plan.sparse, sparse, dense)
+    return tf.cond(plan.sparse, sparse_whole, dense)
 
 
 def sample_seed_grid(plan: Plan, rate: tf.Tensor | float, seed: tf.Tensor) -> tf.Tensor:
     """The seeds ``sample_keep`` draws for the same arguments, as a bool corner grid (for tests)."""
     gamma = tf_gamma(rate, plan.factor)
-    shape = tf.stack([tf.cast(d, tf.int64) for d in plan.grid_dims])
     if plan.sparse is True:
-        positions, valid = _sampling.sample_sparse(seed, gamma, plan.grid_dims, plan.capacity)
-        hits = tf.boolean_mask(positions, valid)[:, None]
-        flat = tf.scatter_nd(hits, tf.ones(tf.shape(hits)[:1], tf.int32), tf.reshape(tf.reduce_prod(shape), [1]))
-        return tf.reshape(flat > 0, shape)
+        grids = []
+        for part, positions, valid in _sparse_draws(plan, gamma, seed):
+            shape = tf.stack([tf.cast(d, tf.int64) for d in part.grid_dims])
+            hits = tf.boolean_mask(positions, valid)[:, None]
+            flat = tf.scatter_nd(hits, tf.ones(tf.shape(hits)[:1], tf.int32), tf.reshape(tf.reduce_prod(shape), [1]))
+            grids.append(tf.reshape(flat > 0, shape))
+        return tf.concat(grids, 0)
     if plan.sparse is False:
         return _sampling.sample_dense(seed, gamma, plan.grid_dims)
     raise ValueError("sample_seed_grid needs a static plan")
@@ -183,7 +212,7 @@ def drop_block(
     if not training or rate == 0.0:
         return x
     if rate == 1.0:  # every corner is a seed: kept = 0, s = 0 (gradient 0, never NaN)
-        return _masking.apply_keep(x, tf.zeros_like(x, dtype=tf.uint8), tf.zeros([1], tf.int64), scale)
+        return _masking.apply_keep(x, (tf.zeros_like(x, dtype=tf.uint8),), tf.zeros([1], tf.int64), scale)
     return drop_block_nd(
         x,
         rate,
