@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dropblock_tf import _masking, ops
+from dropblock_tf import _masking, _sampling, ops
 from dropblock_tf._core import gamma, seed_capacity
 from dropblock_tf._plan import batch_parts, make_plan, tf_seed_capacity
 
@@ -49,6 +49,22 @@ def test_batch_parts_halve_the_batch(batch, sizes):
     plan = make_plan([batch, 9, 9, 4], (3, 3), channels_last=True, per_channel=True, max_rate=0.1)
     assert [part.grid_dims for part in plan.parts] == ([(n, 7, 7, 4) for n in sizes] if len(sizes) > 1 else [])
     assert all(part.parts == () for part in plan.parts)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000])
+def test_running_sum_is_exact(n):
+    values = np.random.default_rng(n).integers(0, 2**40, n).astype(np.float64)
+    got = _sampling.running_sum(tf.constant(values, tf.float64)).numpy()
+    np.testing.assert_array_equal(got.astype(np.int64), np.cumsum(values.astype(np.int64)))
+
+
+def test_running_sum_past_2_to_the_53_stays_past_it():
+    # The sums from the second on are at least 2**53: not exact, but never rounded below it.
+    values = tf.constant([2.0**52, 2.0**52, 3.0, 1.0, 2.0**60, 0.0, 5.0, 7.0, 1.0], tf.float64)
+    got = _sampling.running_sum(values).numpy()
+    assert got[0] == 2.0**52
+    assert (got[1:] >= 2.0**53).all()
+    assert (np.diff(got) >= 0).all()
 
 
 def test_paper_setting_uses_the_sparse_sampler():

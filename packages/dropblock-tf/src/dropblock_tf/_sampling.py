@@ -5,7 +5,7 @@ Two exact samplers of i.i.d. Bernoulli(gamma) seeds over the corner grid:
 * ``sample_sparse`` draws ``capacity`` geometric gaps, ``floor(log(1 - U) / log(1 - gamma))``
   for uniform ``U`` in float64, whose running sums are the flat positions of the seeds in
   the corner grid (the gaps between successive successes of a Bernoulli process are
-  Geometric(gamma)). Slots past the end of the grid are
+  Geometric(gamma)); ``running_sum`` adds them up. Slots past the end of the grid are
   marked invalid; they are never painted. The capacity covers the grid except with
   probability below 2**-64. (``ops.sample_keep`` draws each half of the batch this way,
   each half with its own seed and capacity.)
@@ -42,8 +42,31 @@ def sample_sparse(
     gaps = tf.floor(tf.math.log1p(-u) / safe)  # log1p(-u) <= 0, so gaps >= 0 (0 everywhere at gamma = 1)
     limit = tf.cast(total, tf.float64)
     gaps = tf.where(log_keep < 0.0, tf.minimum(gaps, limit), limit)  # gamma = 0: no seed at all
-    positions = tf.cumsum(tf.cast(gaps, tf.int64) + 1) - 1
+    # Sums past the grid only mark empty slots; capped, they also fit in int64.
+    positions = tf.cast(tf.minimum(running_sum(gaps + 1.0), limit + 1.0), tf.int64) - 1
     return positions, positions < total
+
+
+_SCAN_BLOCK = 8
+_SCAN_UPPER = [[1.0 if i <= j else 0.0 for j in range(_SCAN_BLOCK)] for i in range(_SCAN_BLOCK)]
+
+
+def running_sum(values: tf.Tensor) -> tf.Tensor:
+    """Inclusive running sum of a 1-D float64 tensor of non-negative integers.
+
+    Sums within blocks of 8 are one matrix product with an upper-triangular matrix of
+    ones, then each block adds the running sum of the blocks before it: about twice as
+    fast on CPU as ``tf.cumsum``, whose scan is sequential. Every running sum below 2**53
+    is exact (its terms and partial sums, added in any order, are integers below it); one
+    at or above 2**53 comes out at or above 2**53 (rounding is monotone and the terms are
+    non-negative), so ``positions < total`` is decided exactly.
+    """
+    n = tf.size(values)
+    rows = (n + _SCAN_BLOCK - 1) // _SCAN_BLOCK
+    blocks = tf.reshape(tf.pad(values, [[0, rows * _SCAN_BLOCK - n]]), tf.stack([rows, _SCAN_BLOCK]))
+    within = tf.matmul(blocks, tf.constant(_SCAN_UPPER, tf.float64))
+    before = tf.cumsum(within[:, -1], exclusive=True)
+    return tf.reshape(within + before[:, None], [-1])[:n]
 
 
 def sample_dense(seed: tf.Tensor, gamma: tf.Tensor, grid_dims: tuple[Dim, ...]) -> tf.Tensor:
