@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import dropblock_tf
-from dropblock_tf import DropBlock1D, DropBlock2D, DropBlock3D, drop_block
+from dropblock_tf import DropBlock1D, DropBlock2D, DropBlock3D, drop_block, ops
 from dropblock_tf import layers as layers_module
 from dropblock_tf._plan import make_plan
 
@@ -221,6 +221,18 @@ def test_jit_compile_matches_eager_and_does_not_retrace_on_rate_change():
     assert (outs[1] == 0).any()
     assert (outs[2] == 0).any()
     assert traced.experimental_get_tracing_count() == 1
+
+
+def test_eager_layer_calls_match_graph_calls_and_trace_once():
+    x = _x((4, 28, 28, 8))
+    eager, graph = DropBlock2D(0.1, 3, seed=5), DropBlock2D(0.1, 3, seed=5)
+    step = tf.function(lambda v: graph(v, training=True))
+    before = ops._keep_for_eagerly.experimental_get_tracing_count()
+    for rate in (0.1, 0.1, 0.05):  # the schedule's rate is a tensor: no retrace
+        eager.current_rate.assign(rate)
+        graph.current_rate.assign(rate)
+        np.testing.assert_array_equal(eager(x, training=True), step(x))
+    assert ops._keep_for_eagerly.experimental_get_tracing_count() == before + 1
 
 
 def _model(input_shape=(None, None, 3)):

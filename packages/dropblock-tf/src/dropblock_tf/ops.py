@@ -20,7 +20,7 @@ from ._core import (
     validate_rate,
     validate_scale,
 )
-from ._plan import Plan, dims_of, make_plan, tf_gamma
+from ._plan import Plan, as_float64, dims_of, make_plan, tf_gamma
 
 FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 _LAYOUT = {
@@ -112,6 +112,21 @@ def sample_keep(
     return tf.cond(plan.sparse, sparse_whole, dense)
 
 
+def keep_for(
+    x: tf.Tensor, rate: tf.Tensor | float, seed: tf.Tensor, *, block: tuple[int, ...], per_sample: bool, **flags: Any
+) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
+    """``sample_keep`` for the input ``x`` (only its shape is read); ``flags``: ``make_plan``'s keywords."""
+    return sample_keep(make_plan(dims_of(x), block, **flags), rate, seed, per_sample=per_sample)
+
+
+#: ``keep_for`` as one graph, for the layers' eager calls: its few dozen small ops then run
+#: in one call (the batch's two halves on two threads) instead of one Python dispatch each.
+#: The ops, and so the seeds, are the same. It traces once per ``max_rate`` (fixed for a
+#: layer; the rate in force is passed as a tensor) and input shape; a second shape retraces
+#: it once for shapes unknown while tracing.
+_keep_for_eagerly = tf.function(keep_for, autograph=False, reduce_retracing=True)
+
+
 def sample_seed_grid(plan: Plan, rate: tf.Tensor | float, seed: tf.Tensor) -> tf.Tensor:
     """The seeds ``sample_keep`` draws for the same arguments, as a bool corner grid (for tests)."""
     gamma = tf_gamma(rate, plan.factor)
@@ -139,18 +154,27 @@ def drop_block_nd(
     data_format: str,
     per_channel: bool,
     scale: str,
+    trace_eagerly: bool = False,
 ) -> tf.Tensor:
-    """Training-mode DropBlock on a checked input; ``rate`` may be a tensor not above ``max_rate``."""
+    """Training-mode DropBlock on a checked input; ``rate`` may be a tensor not above ``max_rate``.
+
+    With ``trace_eagerly`` (the layers), an eager call draws the mask through one traced
+    graph (see ``_keep_for_eagerly``); the functional op, whose ``max_rate`` is its rate
+    and may change every call, runs the ops one by one.
+    """
     if max_rate == 0.0:
         return x
-    plan = make_plan(
-        dims_of(x),
-        block_size,
+    eager = trace_eagerly and tf.executing_eagerly()
+    keep, kept = (_keep_for_eagerly if eager else keep_for)(
+        x,
+        as_float64(rate) if eager else rate,
+        _replica_seed(as_stateless_seed(seed)),
+        block=tuple(block_size),
         channels_last=data_format == "channels_last",
         per_channel=per_channel,
         max_rate=max_rate,
+        per_sample=scale == "sample",
     )
-    keep, kept = sample_keep(plan, rate, _replica_seed(as_stateless_seed(seed)), per_sample=scale == "sample")
     return _masking.apply_keep(x, keep, kept, scale)
 
 
