@@ -39,3 +39,13 @@ def test_empty_slots_never_overflow() -> None:
     positions = _sample(torch.tensor(1e-12))
     assert bool((positions >= 0).all())
     assert int(positions[-1]) <= _PLAN.capacity * (_PLAN.corners + 1)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.05, 0.2, 1.0])
+def test_float_and_tensor_rates_draw_the_same_positions(rate: float) -> None:
+    # A float rate's log(1 - gamma) is computed in Python, a tensor rate's by torch.
+    assert torch.equal(_sample(rate, seed=3), _sample(torch.tensor(rate, dtype=torch.float64), seed=3))
+
+
+def test_eager_calls_reuse_the_plan_of_a_shape() -> None:
+    assert make_plan(torch.Size([2, 3, 12, 12]), (3, 3), 0.2, per_channel=True) is _PLAN

@@ -38,11 +38,11 @@ def _to_logical(flat: torch.Tensor, shape: tuple[int, ...], channels_last: bool)
 
 def _block_offsets(block: tuple[int, ...], strides: list[int], device: torch.device) -> torch.Tensor:
     """Flat offsets of every element of a ``block`` from its corner, ``prod(block)`` of them."""
-    offsets = torch.zeros(1, dtype=torch.int64, device=device)
+    offsets = None
     for k, stride in zip(block, strides, strict=True):
-        step = torch.arange(k, dtype=torch.int64, device=device) * stride
-        offsets = (offsets[:, None] + step[None, :]).reshape(-1)
-    return offsets
+        step = torch.arange(0, k * stride, stride, dtype=torch.int64, device=device)
+        offsets = step if offsets is None else (offsets[:, None] + step[None, :]).reshape(-1)
+    return torch.zeros(1, dtype=torch.int64, device=device) if offsets is None else offsets
 
 
 def _strides(shape: tuple[int, ...], channels_last: bool) -> list[int]:
@@ -111,7 +111,7 @@ def _contiguous_base(positions: torch.Tensor, plan: Plan, strides: list[int]) ->
         run *= plan.grid[axis]
         if shape[axis] != plan.grid[axis]:
             skip = (shape[axis] - plan.grid[axis]) * strides[axis]
-            base = base + torch.div(positions, run, rounding_mode="floor") * skip
+            base = torch.add(base, torch.div(positions, run, rounding_mode="floor"), alpha=skip)
     return base
 
 

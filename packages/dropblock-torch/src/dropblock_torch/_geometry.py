@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -51,7 +52,14 @@ def make_plan(shape: torch.Size | tuple[int, ...], block: tuple[int, ...], p_max
     >>> make_plan((2, 3, 4, 4), (7, 7), 0.1, per_channel=False).block
     (4, 4)
     """
-    batch, channels, *spatial_list = [static_size(s) for s in shape]
+    dims = tuple(static_size(s) for s in shape)
+    if torch.compiler.is_compiling():
+        return _plan(dims, tuple(block), p_max, per_channel)
+    return _cached_plan(dims, tuple(block), float(p_max), bool(per_channel))
+
+
+def _plan(dims: tuple[int, ...], block: tuple[int, ...], p_max: float, per_channel: bool) -> Plan:
+    batch, channels, *spatial_list = dims
     spatial = tuple(spatial_list)
     clamped = clamp_block(spatial, block)
     grid = (batch, channels if per_channel else 1, *valid_corners(spatial, clamped))
@@ -66,3 +74,7 @@ def make_plan(shape: torch.Size | tuple[int, ...], block: tuple[int, ...], p_max
         capacity=capacity,
         sparse=sparse_is_cheaper(capacity, clamped, math.prod(mask_shape)),
     )
+
+
+#: Eager calls on the same shape reuse their plan (a ``Plan`` is immutable).
+_cached_plan = functools.lru_cache(maxsize=256)(_plan)

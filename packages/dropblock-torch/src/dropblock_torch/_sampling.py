@@ -16,6 +16,8 @@ masks, while the default generator stays in lockstep across ranks.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._geometry import Plan
@@ -66,9 +68,10 @@ def sample_sparse(
     corners = plan.corners
     gaps = _uniform((plan.capacity,), dtype, device, generator)
     g = seed_probability(rate, plan, dtype)
-    log_q = (
-        torch.log1p(-g) if isinstance(g, torch.Tensor) else torch.tensor(g, dtype=dtype, device=device).neg().log1p()
-    )
+    if isinstance(g, torch.Tensor):
+        log_q: Rate = torch.log1p(-g)
+    else:  # a Python float is a double; gamma = 1 gives -inf as torch.log1p does
+        log_q = -math.inf if g >= 1.0 else math.log1p(-g)
     # In place, one pass per step: the sampler is about a tenth of a call's time.
     gaps.neg_().log1p_().div_(log_q).floor_()
     # gamma = 0 gives -inf or NaN gaps: no seed; gamma = 1 gives 0. Clamp before the integer cast.
