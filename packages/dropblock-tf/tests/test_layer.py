@@ -223,16 +223,30 @@ def test_jit_compile_matches_eager_and_does_not_retrace_on_rate_change():
     assert traced.experimental_get_tracing_count() == 1
 
 
-def test_eager_layer_calls_match_graph_calls_and_trace_once():
+def test_eager_layer_calls_match_graph_calls_without_retracing():
     x = _x((4, 28, 28, 8))
     eager, graph = DropBlock2D(0.1, 3, seed=5), DropBlock2D(0.1, 3, seed=5)
     step = tf.function(lambda v: graph(v, training=True))
-    before = ops._keep_for_eagerly.experimental_get_tracing_count()
-    for rate in (0.1, 0.1, 0.05):  # the schedule's rate is a tensor: no retrace
+    np.testing.assert_array_equal(eager(x, training=True), step(x))
+    traces = ops._keep_for_eagerly.experimental_get_tracing_count()
+    for rate in (0.1, 0.05, 0.1):  # the schedule's rate is a tensor
         eager.current_rate.assign(rate)
         graph.current_rate.assign(rate)
         np.testing.assert_array_equal(eager(x, training=True), step(x))
-    assert ops._keep_for_eagerly.experimental_get_tracing_count() == before + 1
+    assert ops._keep_for_eagerly.experimental_get_tracing_count() == traces
+
+
+def test_eager_functional_calls_match_graph_calls_without_retracing_per_rate():
+    x = _x((4, 28, 28, 8))
+    np.testing.assert_array_equal(drop_block(x, 0.1, 3, seed=(2, 3)), _traced_drop_block(x, 0.1))
+    traces = ops._keep_for_eagerly.experimental_get_tracing_count()
+    for rate in (0.2, 0.05, 0.3):
+        np.testing.assert_array_equal(drop_block(x, rate, 3, seed=(2, 3)), _traced_drop_block(x, rate))
+    assert ops._keep_for_eagerly.experimental_get_tracing_count() == traces
+
+
+def _traced_drop_block(x, rate):
+    return tf.function(lambda v: drop_block(v, rate, 3, seed=(2, 3)))(x)
 
 
 def _model(input_shape=(None, None, 3)):

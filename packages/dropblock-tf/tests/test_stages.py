@@ -39,6 +39,11 @@ def test_dynamic_plan_matches_static(shape, block, channels_last, per_channel):
     assert bool(dynamic.sparse) == static.sparse
     assert math.isclose(float(dynamic.factor), static.factor, rel_tol=1e-12)
     assert [int(k) for k in dynamic.block] == list(static.block)
+    rate = make_plan(
+        list(shape), block, channels_last=channels_last, per_channel=per_channel, max_rate=tf.constant(0.1, tf.float64)
+    )
+    assert int(rate.capacity) == static.capacity
+    assert bool(rate.sparse) == static.sparse
 
 
 @pytest.mark.parametrize(("batch", "sizes"), [(0, (0,)), (1, (1,)), (2, (1, 1)), (5, (3, 2)), (16, (8, 8))])

@@ -121,12 +121,14 @@ def make_plan(
     *,
     channels_last: bool,
     per_channel: bool,
-    max_rate: float,
+    max_rate: float | tf.Tensor,
     split: bool = True,
 ) -> Plan:
     """Build the plan for an input of ``dims`` whose rate never exceeds ``max_rate``.
 
-    With ``split`` (the default), ``parts`` holds the plans of the batch's halves.
+    With ``split`` (the default), ``parts`` holds the plans of the batch's halves. A
+    ``max_rate`` tensor makes the capacity and the choice of sampler tensors, as dynamic
+    shapes do (the same values).
     """
     rank = len(dims) - 2
     spatial_axes = tuple(range(1, rank + 1)) if channels_last else tuple(range(2, rank + 2))
@@ -140,7 +142,11 @@ def make_plan(
         block: tuple[Dim, ...] = clamp_block(static_spatial, block_size)
         corners_per_axis: tuple[Dim, ...] = valid_corners(static_spatial, block_size)
         factor: float | tf.Tensor = gamma_factor(static_spatial, block_size)
-        gamma_max = gamma(max_rate, static_spatial, block_size)
+        gamma_max: float | tf.Tensor = (
+            tf_gamma(max_rate, factor)
+            if isinstance(max_rate, tf.Tensor)
+            else gamma(max_rate, static_spatial, block_size)
+        )
         offsets = tuple(int(k) for k in block)
     else:
         spatial_t = [tf.cast(s, tf.int64) for s in spatial]
@@ -156,7 +162,7 @@ def make_plan(
         grid_dims[a] = v
     total = product(grid_dims)
     numel = product(mask_dims)
-    if isinstance(total, int) and isinstance(numel, int) and is_static(block):
+    if isinstance(total, int) and isinstance(numel, int) and is_static(block) and isinstance(gamma_max, float):
         capacity: Dim = seed_capacity(total, gamma_max)
         sparse: bool | tf.Tensor = sparse_is_cheaper(capacity, [int(k) for k in block], numel)
     else:

@@ -132,7 +132,7 @@ class _DropBlockND(keras.layers.Layer):
             data_format=self.data_format,
             per_channel=self.per_channel,
             scale=self.scale,
-            trace_eagerly=True,
+            fixed_max_rate=True,
         )
 
     def compute_output_shape(self, input_shape: Any) -> Any:

@@ -119,11 +119,11 @@ def keep_for(
     return sample_keep(make_plan(dims_of(x), block, **flags), rate, seed, per_sample=per_sample)
 
 
-#: ``keep_for`` as one graph, for the layers' eager calls: its few dozen small ops then run
-#: in one call (the batch's two halves on two threads) instead of one Python dispatch each.
-#: The ops, and so the seeds, are the same. It traces once per ``max_rate`` (fixed for a
-#: layer; the rate in force is passed as a tensor) and input shape; a second shape retraces
-#: it once for shapes unknown while tracing.
+#: ``keep_for`` as one graph, for eager calls: its few dozen small ops then run in one call
+#: (the batch's two halves on two threads) instead of one Python dispatch each. The ops,
+#: and so the seeds, are the same. Rates come as tensors, so it traces once per input
+#: shape (a second shape retraces it once for shapes unknown while tracing) and, for the
+#: layers, whose ``max_rate`` is fixed and kept static, once per layer rate.
 _keep_for_eagerly = tf.function(keep_for, autograph=False, reduce_retracing=True)
 
 
@@ -154,17 +154,18 @@ def drop_block_nd(
     data_format: str,
     per_channel: bool,
     scale: str,
-    trace_eagerly: bool = False,
+    fixed_max_rate: bool = False,
 ) -> tf.Tensor:
     """Training-mode DropBlock on a checked input; ``rate`` may be a tensor not above ``max_rate``.
 
-    With ``trace_eagerly`` (the layers), an eager call draws the mask through one traced
-    graph (see ``_keep_for_eagerly``); the functional op, whose ``max_rate`` is its rate
-    and may change every call, runs the ops one by one.
+    An eager call draws the mask through one traced graph (``_keep_for_eagerly``).
+    ``fixed_max_rate`` (the layers) keeps ``max_rate`` a static number in that graph, so
+    the sampler's capacity is static; the functional op, whose ``max_rate`` is its rate and
+    may change from call to call, passes it as a tensor instead of retracing for each.
     """
     if max_rate == 0.0:
         return x
-    eager = trace_eagerly and tf.executing_eagerly()
+    eager = tf.executing_eagerly()
     keep, kept = (_keep_for_eagerly if eager else keep_for)(
         x,
         as_float64(rate) if eager else rate,
@@ -172,7 +173,7 @@ def drop_block_nd(
         block=tuple(block_size),
         channels_last=data_format == "channels_last",
         per_channel=per_channel,
-        max_rate=max_rate,
+        max_rate=as_float64(max_rate) if eager and not fixed_max_rate else max_rate,
         per_sample=scale == "sample",
     )
     return _masking.apply_keep(x, keep, kept, scale)
