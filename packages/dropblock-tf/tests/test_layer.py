@@ -190,11 +190,12 @@ def test_tf_function_and_fully_dynamic_shapes(zero_blocks_ok):
     ("shape", "block"),
     [((3, 14, 14, 8), 7), ((1, 28, 28, 8), 3), ((2, 28, 28, 8), 3)],  # the sparse sampler, batch split or not
 )
-def test_dynamic_shapes_match_static_shapes_bit_for_bit(shape, block):
+@pytest.mark.parametrize("scale", ["batch", "sample"])
+def test_dynamic_shapes_match_static_shapes_bit_for_bit(shape, block, scale):
     x = _x(shape)
-    static = drop_block(x, 0.1, block, seed=(9, 9))
+    static = drop_block(x, 0.1, block, seed=(9, 9), scale=scale)
     spec = tf.TensorSpec([None, None, None, 8])
-    dynamic = tf.function(lambda x: drop_block(x, 0.1, block, seed=(9, 9)), input_signature=[spec])(x)
+    dynamic = tf.function(lambda x: drop_block(x, 0.1, block, seed=(9, 9), scale=scale), input_signature=[spec])(x)
     np.testing.assert_array_equal(static, dynamic)
     assert make_plan(list(shape), (block, block), channels_last=True, per_channel=True, max_rate=0.1).sparse
 
