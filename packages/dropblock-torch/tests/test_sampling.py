@@ -17,7 +17,7 @@ def _sample(rate: float | torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 @pytest.mark.parametrize("rate", [torch.tensor(0.0), torch.tensor(0.0, dtype=torch.float64)])
 def test_rate_zero_leaves_every_slot_empty(rate: torch.Tensor) -> None:
-    # log(1 - gamma) = 0: the gaps are -inf (or NaN for a uniform of 0), clamped to "past the grid".
+    # log(1 - gamma) = -0.0: the gaps are +inf (or NaN for a uniform of 0), clamped to "past the grid".
     assert bool((_sample(rate) >= _PLAN.corners).all())
 
 

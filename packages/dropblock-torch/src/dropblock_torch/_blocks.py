@@ -37,12 +37,15 @@ def _to_logical(flat: torch.Tensor, shape: tuple[int, ...], channels_last: bool)
 
 
 def _block_offsets(block: tuple[int, ...], strides: list[int], device: torch.device) -> torch.Tensor:
-    """Flat offsets of every element of a ``block`` from its corner, ``prod(block)`` of them."""
-    offsets = None
-    for k, stride in zip(block, strides, strict=True):
-        step = torch.arange(0, k * stride, stride, dtype=torch.int64, device=device)
-        offsets = step if offsets is None else (offsets[:, None] + step[None, :]).reshape(-1)
-    return torch.zeros(1, dtype=torch.int64, device=device) if offsets is None else offsets
+    """Flat offsets of every element of a (non-empty) ``block`` from its corner, ``prod(block)`` of them."""
+    steps = [
+        torch.arange(0, k * stride, stride, dtype=torch.int64, device=device)
+        for k, stride in zip(block, strides, strict=True)
+    ]
+    offsets = steps[0]
+    for step in steps[1:]:
+        offsets = (offsets[:, None] + step[None, :]).reshape(-1)
+    return offsets
 
 
 def _strides(shape: tuple[int, ...], channels_last: bool) -> list[int]:

@@ -74,7 +74,7 @@ def sample_sparse(
         log_q = -math.inf if g >= 1.0 else math.log1p(-g)
     # In place, one pass per step: the sampler is about a tenth of a call's time.
     gaps.neg_().log1p_().div_(log_q).floor_()
-    # gamma = 0 gives -inf or NaN gaps: no seed; gamma = 1 gives 0. Clamp before the integer cast.
+    # gamma = 0 gives +inf or NaN gaps: no seed; gamma = 1 gives 0. Clamp before the integer cast.
     gaps.nan_to_num_(nan=corners, posinf=corners, neginf=corners).clamp_(max=corners).add_(1)
     return torch.cumsum(gaps, dim=0, dtype=torch.int64).sub_(1)
 
