@@ -169,17 +169,20 @@ def make_plan(
         capacity = tf_seed_capacity(tf.cast(total, tf.int64), gamma_max)
         sparse = sparse_is_cheaper(capacity, [tf.cast(k, tf.int64) for k in block], tf.cast(numel, tf.int64))
     sizes = batch_parts(dims[0]) if split else ()
-    parts = tuple(
-        make_plan(
-            [size, *dims[1:]],
-            block_size,
-            channels_last=channels_last,
-            per_channel=per_channel,
-            max_rate=max_rate,
-            split=False,
+    parts = (
+        tuple(
+            make_plan(
+                [size, *dims[1:]],
+                block_size,
+                channels_last=channels_last,
+                per_channel=per_channel,
+                max_rate=max_rate,
+                split=False,
+            )
+            for size in sizes
         )
-        for size in sizes
         if len(sizes) > 1
+        else ()
     )
     return Plan(
         mask_dims=tuple(mask_dims),
