@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dropblock_torch._blocks import _count_bytes, block_rows, paint_rows
+from dropblock_torch._blocks import _count_bytes, block_rows, paint_rows, scale_factor
 from dropblock_torch._geometry import make_plan
 from dropblock_torch.functional import drop_block2d
 
@@ -56,3 +56,24 @@ def test_backward_is_keep_times_scale_whichever_indices_are_saved(shape: tuple, 
     s = x.numel() / int(kept.sum())
     assert torch.allclose(y.detach(), torch.where(kept, s, 0.0))
     assert torch.allclose(x.grad, torch.where(kept, 3.0 * s, 0.0))
+
+
+def _quotient(count: int, kept: int, dtype: torch.dtype) -> torch.Tensor:
+    return torch.tensor(count, dtype=dtype) / torch.tensor(kept, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scale_is_the_correctly_rounded_quotient(dtype: torch.dtype) -> None:
+    # In float32, 1605632 / 1455632 is 1.10304797; times the rounded reciprocal, 1.10304809.
+    dropped = torch.zeros(8, 256, 28, 28, dtype=torch.bool)
+    batch = scale_factor(dropped, "batch", dtype, dropped_count=torch.tensor(150000))
+    assert batch is not None
+    assert batch.dtype == dtype
+    assert torch.equal(batch.reshape(()), _quotient(dropped.numel(), dropped.numel() - 150000, dtype))
+
+    dropped[0].view(-1)[:150000] = True
+    sample = scale_factor(dropped, "sample", dtype)
+    assert sample is not None
+    per_sample = dropped[0].numel()
+    assert torch.equal(sample[0].reshape(()), _quotient(per_sample, per_sample - 150000, dtype))
+    assert bool((sample[1:] == 1).all())

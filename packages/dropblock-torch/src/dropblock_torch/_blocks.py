@@ -224,7 +224,9 @@ def scale_factor(
     """``s = count / kept`` (0 when nothing is kept) in float32, or float64 for float64 input.
 
     ``dropped_count``, when known, is the number of true elements of ``dropped`` (used by
-    ``"batch"``).
+    ``"batch"``). ``count`` and ``kept`` are rounded to that dtype and divided, so ``s`` is
+    their correctly rounded quotient (``count / kept`` with ``count`` a Python number would
+    multiply by the rounded reciprocal: up to an ulp off).
 
     Shape ``(1, ..., 1)`` for ``"batch"``, ``(N, 1, ..., 1)`` for ``"sample"``, ``None`` for
     ``"none"``. It is never 0-dim, so ``x * s`` computes in ``s``'s precision and rounds
@@ -244,7 +246,7 @@ def scale_factor(
         count = math.prod(dropped.shape[1:])
         kept = (count - torch.count_nonzero(dropped.reshape(dropped.shape[0], -1), dim=1)).to(compute)
         kept = kept.view(-1, *trailing)
-    return torch.where(kept > 0, count / kept, 0.0)
+    return torch.where(kept > 0, torch.full_like(kept, count) / kept, 0.0)
 
 
 def _cpu_scalar(x: torch.Tensor, s: torch.Tensor) -> bool:
