@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
+import dropblock_torch._blocks
+from dropblock_torch import functional
 from dropblock_torch._blocks import _count_bytes, block_rows, paint_rows, scale_factor
 from dropblock_torch._geometry import make_plan
 from dropblock_torch.functional import drop_block2d
@@ -56,6 +60,47 @@ def test_backward_is_keep_times_scale_whichever_indices_are_saved(shape: tuple, 
     s = x.numel() / int(kept.sum())
     assert torch.allclose(y.detach(), torch.where(kept, s, 0.0))
     assert torch.allclose(x.grad, torch.where(kept, 3.0 * s, 0.0))
+
+
+def _layouts(case: str) -> tuple[torch.Tensor, Callable[..., torch.Tensor]]:
+    """An input in one of the layouts the painter handles, and the function to call."""
+    g = torch.Generator().manual_seed(1)
+    if case == "1d-channels-last":  # a (N, C, L) tensor stored (N, L, C): no memory format of its own
+        return torch.randn(2, 20, 3, generator=g).transpose(1, 2), functional.drop_block1d
+    if case == "2d-channels-last":
+        return torch.randn(2, 4, 16, 16, generator=g).to(memory_format=torch.channels_last), functional.drop_block2d
+    if case == "3d-channels-last":
+        x = torch.randn(2, 3, 6, 7, 8, generator=g)
+        return x.to(memory_format=torch.channels_last_3d), functional.drop_block3d
+    shape = {"1d": (2, 3, 20), "2d": (2, 4, 16, 16), "2d-bf16": (2, 4, 16, 16), "3d": (2, 3, 6, 7, 8)}[case]
+    fn = {3: functional.drop_block1d, 4: functional.drop_block2d, 5: functional.drop_block3d}[len(shape)]
+    return torch.randn(shape, generator=g, dtype=torch.bfloat16 if "bf16" in case else torch.float32), fn
+
+
+@pytest.mark.parametrize("scale", ["batch", "sample", "none"])
+@pytest.mark.parametrize(
+    "case", ["1d", "2d", "2d-bf16", "3d", "1d-channels-last", "2d-channels-last", "3d-channels-last"]
+)
+def test_accelerator_eager_path_matches_the_cpu_one(monkeypatch: pytest.MonkeyPatch, case: str, scale: str) -> None:
+    # On an accelerator, eager calls keep every seed slot (no host read to cut the empty
+    # ones), paint element by element with a spare region past the mask, and count the spare
+    # elements out. Forced on the CPU, that path must give the same output, gradient and strides.
+    x, fn = _layouts(case)
+    block = {3: 4, 4: 3, 5: (2, 3, 2)}[x.dim()]
+
+    def run() -> tuple[torch.Tensor, ...]:
+        leaf = x.detach().requires_grad_(True)
+        y = fn(leaf, 0.3, block, scale=scale, generator=torch.Generator().manual_seed(0))
+        (grad,) = torch.autograd.grad(y, leaf, torch.full_like(y, 3.0))
+        return y.detach(), grad
+
+    on_cpu = run()
+    monkeypatch.setattr(dropblock_torch._blocks, "_eager_cpu", lambda device: False)
+    on_accelerator = run()
+    assert bool((on_cpu[0] == 0).any()), "nothing was dropped: the case tests nothing"
+    for cpu, accelerator in zip(on_cpu, on_accelerator, strict=True):
+        assert torch.equal(cpu, accelerator)
+        assert cpu.stride() == accelerator.stride()
 
 
 def _quotient(count: int, kept: int, dtype: torch.dtype) -> torch.Tensor:
