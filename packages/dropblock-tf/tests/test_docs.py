@@ -32,4 +32,6 @@ def test_layer_docstrings_have_examples():
 def test_readme_code_blocks(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     block = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)[index]
+    if 'format="onnx"' in block:  # the [onnx] extra: not installed where the lowest versions are tested
+        pytest.importorskip("tf2onnx")
     exec(compile(block, f"README.md block {index}", "exec"), {})
