@@ -1,4 +1,4 @@
-"""Sessions: lint, spec, torch, tf, jax, conformance, onnx, docs (the default list), golden, bench.
+"""Sessions: lint, spec, torch, tf, jax, lowest, conformance, onnx, docs (the default list), golden, bench.
 
 `python -m nox` runs the default list (what CI runs); `python -m nox -s conformance`
 prints the behaviour x framework matrix. Every session installs into its own fresh
@@ -7,6 +7,8 @@ virtualenv with pip, under `constraints.txt` (torch==2.13.0, the CPU build on di
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 
 import nox
@@ -20,7 +22,7 @@ SHARED = ("./packages/dropblock-core", "./conformance")
 CHECKOUT_SPEC = {"DROPBLOCK_SPEC_DIR": str(ROOT / "shared_spec")}
 
 nox.options.default_venv_backend = "virtualenv"
-nox.options.sessions = ["lint", "spec", "torch", "tf", "jax", "conformance", "onnx", "docs"]
+nox.options.sessions = ["lint", "spec", "torch", "tf", "jax", "lowest", "conformance", "onnx", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -32,8 +34,8 @@ def package(framework: str) -> str:
     return f"./packages/dropblock-{framework}"
 
 
-def run_suite(session: nox.Session, implementation: str, *pytest_args: str) -> None:
-    report = REPORTS / f"{implementation}.json"
+def run_suite(session: nox.Session, implementation: str, *pytest_args: str, report_name: str | None = None) -> None:
+    report = REPORTS / f"{report_name or implementation}.json"
     session.run("python", "-m", "dropblock_conformance", implementation, "--report", str(report), "-q", *pytest_args)
 
 
@@ -92,6 +94,35 @@ def tf(session: nox.Session) -> None:
 def jax(session: nox.Session) -> None:
     """dropblock-jax: its tests and the conformance suite (JAX, Flax NNX and Linen)."""
     framework_session(session, "jax")
+
+
+def lowest_versions(framework: str) -> list[str]:
+    """The package's dependencies pinned at the lower bounds its metadata declares (``name>=v`` -> ``name==v``)."""
+    # The one-line list in [project]; tomllib would need Python 3.11.
+    found = re.search(r"^dependencies = (\[.*\])$", (ROOT / package(framework) / "pyproject.toml").read_text(), re.M)
+    assert found, f"no one-line dependencies list in {package(framework)}/pyproject.toml"
+    pins = []
+    for requirement in ast.literal_eval(found.group(1)):
+        name, bound, version = requirement.partition(">=")
+        if bound:
+            pins.append(f"{name}=={version}")
+    return pins
+
+
+@nox.session
+@nox.parametrize("framework", ["tf", "jax"])
+def lowest(session: nox.Session, framework: str) -> None:
+    """The package at the lowest versions its metadata allows: its tests and the suite, but not the ONNX exports.
+
+    Keeps the declared ranges honest (the ONNX exporters are extras with ranges of their
+    own). Not torch: any torch but the CPU build pinned in constraints.txt is a multi-GB
+    CUDA download here, so its floor (torch>=2.4) is not tested.
+    """
+    pins = lowest_versions(framework)
+    session.install(*pins, *SHARED, package(framework), "pytest")
+    session.log(f"lowest versions: {' '.join(pins)}")
+    session.run("pytest", "-q", f"{package(framework)}/tests", "-k", "not onnx")
+    run_suite(session, framework, "-k", "not onnx", report_name=f"{framework}-lowest")
 
 
 @nox.session
