@@ -116,7 +116,7 @@ def lowest(session: nox.Session, framework: str) -> None:
 
     Keeps the declared ranges honest (the ONNX exporters are extras with ranges of their
     own). Not torch: any torch but the CPU build pinned in constraints.txt is a multi-GB
-    CUDA download here, so its floor (torch>=2.4) is not tested.
+    CUDA download here; its floor (torch>=2.5.1) was tested by hand.
     """
     pins = lowest_versions(framework)
     session.install(*pins, *SHARED, package(framework), "pytest")

@@ -30,4 +30,6 @@ def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
     assert blocks, "the README has no Python example"
     for block in blocks:
+        if "torch.onnx" in block:  # the exporter's own packages, from the [test] extra
+            pytest.importorskip("onnxscript")
         exec(compile(block, str(README), "exec"), {"__name__": "readme"})
