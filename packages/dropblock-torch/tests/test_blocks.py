@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 import torch
 
@@ -62,19 +60,23 @@ def test_backward_is_keep_times_scale_whichever_indices_are_saved(shape: tuple, 
     assert torch.allclose(x.grad, torch.where(kept, 3.0 * s, 0.0))
 
 
-def _layouts(case: str) -> tuple[torch.Tensor, Callable[..., torch.Tensor]]:
-    """An input in one of the layouts the painter handles, and the function to call."""
-    g = torch.Generator().manual_seed(1)
-    if case == "1d-channels-last":  # a (N, C, L) tensor stored (N, L, C): no memory format of its own
-        return torch.randn(2, 20, 3, generator=g).transpose(1, 2), functional.drop_block1d
-    if case == "2d-channels-last":
-        return torch.randn(2, 4, 16, 16, generator=g).to(memory_format=torch.channels_last), functional.drop_block2d
-    if case == "3d-channels-last":
-        x = torch.randn(2, 3, 6, 7, 8, generator=g)
-        return x.to(memory_format=torch.channels_last_3d), functional.drop_block3d
-    shape = {"1d": (2, 3, 20), "2d": (2, 4, 16, 16), "2d-bf16": (2, 4, 16, 16), "3d": (2, 3, 6, 7, 8)}[case]
-    fn = {3: functional.drop_block1d, 4: functional.drop_block2d, 5: functional.drop_block3d}[len(shape)]
-    return torch.randn(shape, generator=g, dtype=torch.bfloat16 if "bf16" in case else torch.float32), fn
+_SHAPES = {"1d": (2, 3, 20), "2d": (2, 4, 16, 16), "3d": (2, 3, 6, 7, 8)}
+_MEMORY_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
+#: The function and block of each rank (N, C, *S).
+_BY_RANK = {3: (functional.drop_block1d, 4), 4: (functional.drop_block2d, 3), 5: (functional.drop_block3d, (2, 3, 2))}
+
+
+def _input(case: str) -> torch.Tensor:
+    """An input in one of the layouts the painter handles: ``<rank>d``, then ``-bf16`` or ``-channels-last``."""
+    rank, _, variant = case.partition("-")
+    x = torch.randn(_SHAPES[rank], generator=torch.Generator().manual_seed(1))
+    if variant == "bf16":
+        return x.to(torch.bfloat16)
+    if variant != "channels-last":
+        return x
+    if x.dim() == 3:  # a (N, C, L) tensor stored (N, L, C): no memory format of its own
+        return x.transpose(1, 2).contiguous().transpose(1, 2)
+    return x.to(memory_format=_MEMORY_FORMATS[x.dim()])
 
 
 @pytest.mark.parametrize("scale", ["batch", "sample", "none"])
@@ -85,8 +87,8 @@ def test_accelerator_eager_path_matches_the_cpu_one(monkeypatch: pytest.MonkeyPa
     # On an accelerator, eager calls keep every seed slot (no host read to cut the empty
     # ones), paint element by element with a spare region past the mask, and count the spare
     # elements out. Forced on the CPU, that path must give the same output, gradient and strides.
-    x, fn = _layouts(case)
-    block = {3: 4, 4: 3, 5: (2, 3, 2)}[x.dim()]
+    x = _input(case)
+    fn, block = _BY_RANK[x.dim()]
 
     def run() -> tuple[torch.Tensor, ...]:
         leaf = x.detach().requires_grad_(True)
