@@ -153,6 +153,26 @@ def test_scale_modes(scale):
     np.testing.assert_allclose(y[kept], expected[kept], rtol=2e-7)
 
 
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (2, 255 * 4 * 3),  # groups of exactly 255 words: a full mask puts 255 in every byte lane
+        (3, 4 * 257),  # a prime number of words: groups of one word
+        (2, 28, 28, 256),
+        (2, 7, 5, 3),  # not a whole number of words: summed as bools
+        (1, 3),  # less than a word
+        (4, 1),
+    ],
+)
+@pytest.mark.parametrize("fill", ["random", "full", "empty"])
+def test_count_per_sample_is_the_exact_count(shape, fill):
+    rng = np.random.default_rng(sum(shape))
+    mask = {"random": rng.random(shape) < 0.7, "full": np.ones(shape, bool), "empty": np.zeros(shape, bool)}[fill]
+    counted = jax.jit(_painting.count_per_sample)(jnp.asarray(mask))
+    assert counted.dtype == jnp.int32
+    np.testing.assert_array_equal(np.asarray(counted), mask.reshape(shape[0], -1).sum(axis=1))
+
+
 def test_bad_inputs_raise():
     x = jnp.ones((2, 8, 8, 3))
     with pytest.raises(TypeError):
