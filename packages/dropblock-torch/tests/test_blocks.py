@@ -97,7 +97,7 @@ def test_accelerator_eager_path_matches_the_cpu_one(monkeypatch: pytest.MonkeyPa
         return y.detach(), grad
 
     on_cpu = run()
-    monkeypatch.setattr(dropblock_torch._blocks, "_eager_cpu", lambda device: False)
+    monkeypatch.setattr(dropblock_torch._blocks, "eager_cpu", lambda device: False)
     on_accelerator = run()
     assert bool((on_cpu[0] == 0).any()), "nothing was dropped: the case tests nothing"
     for cpu, accelerator in zip(on_cpu, on_accelerator, strict=True):
@@ -109,18 +109,30 @@ def _quotient(count: int, kept: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor(count, dtype=dtype) / torch.tensor(kept, dtype=dtype)
 
 
+@pytest.mark.parametrize("on_cpu", [True, False], ids=["eager-cpu-float", "tensor"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_scale_is_the_correctly_rounded_quotient(dtype: torch.dtype) -> None:
+def test_scale_is_the_correctly_rounded_quotient(
+    monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype, on_cpu: bool
+) -> None:
     # In float32, 1605632 / 1455632 is 1.10304797; times the rounded reciprocal, 1.10304809.
+    # On the CPU in eager mode "batch" is a Python float; elsewhere a tensor of the same value.
+    if not on_cpu:
+        monkeypatch.setattr(dropblock_torch._blocks, "eager_cpu", lambda device: False)
     dropped = torch.zeros(8, 256, 28, 28, dtype=torch.bool)
     batch = scale_factor(dropped, "batch", dtype, dropped_count=torch.tensor(150000))
-    assert batch is not None
-    assert batch.dtype == dtype
-    assert torch.equal(batch.reshape(()), _quotient(dropped.numel(), dropped.numel() - 150000, dtype))
+    expected = _quotient(dropped.numel(), dropped.numel() - 150000, dtype)
+    if on_cpu:
+        assert isinstance(batch, float)
+        assert batch == float(expected)
+        assert scale_factor(dropped, "batch", dtype, dropped_count=torch.tensor(dropped.numel())) == 0.0
+    else:
+        assert isinstance(batch, torch.Tensor)
+        assert batch.dtype == dtype
+        assert torch.equal(batch.reshape(()), expected)
 
     dropped[0].view(-1)[:150000] = True
     sample = scale_factor(dropped, "sample", dtype)
-    assert sample is not None
+    assert isinstance(sample, torch.Tensor)
     per_sample = dropped[0].numel()
     assert torch.equal(sample[0].reshape(()), _quotient(per_sample, per_sample - 150000, dtype))
     assert bool((sample[1:] == 1).all())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from conftest import generator
 
+from dropblock_torch import DropBlock2d
 from dropblock_torch import functional as F
 from dropblock_torch._core import gamma
 
@@ -192,9 +194,10 @@ def test_only_a_one_byte_mask_is_saved_for_backward() -> None:
 @pytest.mark.parametrize("device", ["meta", "cpu"])
 def test_no_host_synchronisation_in_the_hot_path(monkeypatch: pytest.MonkeyPatch, device: str) -> None:
     # The meta device takes the accelerators' path: nothing reads a value back to the host.
-    # The eager CPU path reads one value, the seed count in block_rows (a plain load there,
-    # not a sync), and nothing else.
-    allowed = {"block_rows"} if device == "cpu" else set()
+    # The eager CPU path reads three values (plain loads there, not syncs) and nothing else:
+    # the seed count in block_rows, the dropped count in scale_factor and the module's rate
+    # in force in rate_in_force.
+    allowed = {"block_rows", "scale_factor", "rate_in_force"} if device == "cpu" else set()
     for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
         original = getattr(torch.Tensor, name)
 
@@ -206,8 +209,9 @@ def test_no_host_synchronisation_in_the_hot_path(monkeypatch: pytest.MonkeyPatch
 
         monkeypatch.setattr(torch.Tensor, name, guarded)
     x = torch.randn(2, 4, 16, 16, device=device, requires_grad=True)
-    y = F.drop_block2d(x, 0.3, 3)
-    y.backward(torch.ones_like(y))
+    for layer in (functools.partial(F.drop_block2d, p=0.3, block_size=3), DropBlock2d(0.3, 3).to(device)):
+        y = layer(x)
+        y.backward(torch.ones_like(y))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

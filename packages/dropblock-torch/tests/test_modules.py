@@ -11,7 +11,7 @@ import torch
 from conftest import generator
 from torch import nn
 
-from dropblock_torch import DropBlock1d, DropBlock2d, DropBlock3d
+from dropblock_torch import DropBlock1d, DropBlock2d, DropBlock3d, functional
 from dropblock_torch.functional import drop_block2d
 
 
@@ -55,6 +55,23 @@ def test_p_setter_and_rate_in_force() -> None:
     m.set_current_p(0.0)
     x = torch.randn(2, 3, 16, 16)
     assert torch.equal(m(x), x), "rate in force 0 is a bit-exact identity"
+
+
+@pytest.mark.parametrize("shape", [(4, 8, 20, 20), (2, 3, 6, 6)])  # sparse and dense sampling
+@pytest.mark.parametrize("rate", [0.05, 0.13, 0.3])
+def test_eager_cpu_rate_as_a_float_samples_like_the_tensor_rate(
+    monkeypatch: pytest.MonkeyPatch, shape: tuple, rate: float
+) -> None:
+    # On the CPU in eager mode the module reads its rate in force as a Python float;
+    # elsewhere (accelerators, torch.compile) it stays a tensor. Both draw the same seeds.
+    m = DropBlock2d(p=0.3, block_size=3)
+    m.set_current_p(rate)
+    x = torch.randn(shape)
+    as_float = m(x, generator=generator("cpu", 5))
+    monkeypatch.setattr(functional, "eager_cpu", lambda device: False)
+    as_tensor = m(x, generator=generator("cpu", 5))
+    assert bool((as_float == 0).any()), "nothing was dropped: the case tests nothing"
+    assert torch.equal(as_float, as_tensor)
 
 
 def test_dtype_casts_do_not_round_the_rate() -> None:

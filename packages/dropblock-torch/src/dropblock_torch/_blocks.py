@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -58,7 +59,7 @@ def _strides(shape: tuple[int, ...], channels_last: bool) -> list[int]:
     return strides
 
 
-def _eager_cpu(device: torch.device) -> bool:
+def eager_cpu(device: torch.device) -> bool:
     """Whether the eager CPU method applies: one index per block row, empty slots dropped."""
     return device.type == "cpu" and not torch.compiler.is_compiling()
 
@@ -70,7 +71,7 @@ def spare(plan: Plan, channels_last: bool, device: torch.device) -> int:
     buffer has exactly the mask's size (the allocator then reuses memory freed by tensors
     of the input's size instead of mapping fresh pages).
     """
-    if _eager_cpu(device):
+    if eager_cpu(device):
         return 0
     strides = _strides(plan.mask_shape, channels_last)
     return 1 + sum((k - 1) * stride for k, stride in zip(plan.block, strides[2:], strict=True))
@@ -88,7 +89,7 @@ def block_rows(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torc
     """
     shape = plan.mask_shape
     strides = _strides(shape, channels_last)
-    if _eager_cpu(positions.device):
+    if eager_cpu(positions.device):
         positions = positions[: int(torch.searchsorted(positions, plan.corners))]
     else:
         positions = torch.clamp(positions, max=plan.corners)
@@ -140,7 +141,7 @@ def fill_blocks(buffer: torch.Tensor, rows: torch.Tensor, plan: Plan, channels_l
     writes does not matter); elsewhere every element gets its own index.
     """
     length, stride = plan.block[-1], _strides(plan.mask_shape, channels_last)[-1]
-    if _eager_cpu(buffer.device):
+    if eager_cpu(buffer.device):
         runs = buffer.as_strided((buffer.numel() - (length - 1) * stride, length), (1, stride))
         runs.index_fill_(0, rows, value)
         return
@@ -218,9 +219,13 @@ def paint_dense(seeds: torch.Tensor, plan: Plan, channels_last: bool) -> torch.T
     return dropped
 
 
+#: ``s``: a tensor, a Python float (``"batch"`` on the CPU in eager mode) or ``None`` (``"none"``).
+Scale = torch.Tensor | float | None
+
+
 def scale_factor(
     dropped: torch.Tensor, scale: str, dtype: torch.dtype, dropped_count: torch.Tensor | None = None
-) -> torch.Tensor | None:
+) -> Scale:
     """``s = count / kept`` (0 when nothing is kept) in float32, or float64 for float64 input.
 
     ``dropped_count``, when known, is the number of true elements of ``dropped`` (used by
@@ -231,7 +236,8 @@ def scale_factor(
     Shape ``(1, ..., 1)`` for ``"batch"``, ``(N, 1, ..., 1)`` for ``"sample"``, ``None`` for
     ``"none"``. It is never 0-dim, so ``x * s`` computes in ``s``'s precision and rounds
     once to ``x``'s dtype on every device (exact for float16/bfloat16: the float32 product
-    of two such numbers rounds to the same value).
+    of two such numbers rounds to the same value). For ``"batch"`` on the CPU in eager mode
+    it is the same value as a Python float (see :func:`exact_quotient`).
     """
     if scale == "none":
         return None
@@ -241,6 +247,8 @@ def scale_factor(
         count = dropped.numel()
         if dropped_count is None:
             dropped_count = torch.count_nonzero(dropped)
+        if eager_cpu(dropped.device):
+            return exact_quotient(count, count - int(dropped_count), compute)
         kept = (count - dropped_count).to(compute).view(1, *trailing)
     else:
         count = math.prod(dropped.shape[1:])
@@ -249,22 +257,39 @@ def scale_factor(
     return torch.where(kept > 0, torch.full_like(kept, count) / kept, 0.0)
 
 
+def exact_quotient(count: int, kept: int, dtype: torch.dtype) -> float:
+    """``count / kept`` (0 when ``kept`` is 0) with both rounded to ``dtype`` (float32 or float64), as a Python float.
+
+    The correctly rounded quotient, as :func:`scale_factor` computes with tensors: one
+    division in place of half a dozen small ops, for the CPU in eager mode, where reading
+    the count costs no device sync. Multiplying by a Python float computes in ``x``'s
+    compute precision, which holds this value exactly.
+    """
+    if kept == 0:
+        return 0.0
+    if dtype == torch.float64:
+        return float(np.float64(count) / np.float64(kept))
+    return float(np.float32(count) / np.float32(kept))
+
+
 def _cpu_scalar(x: torch.Tensor, s: torch.Tensor) -> bool:
     # A 0-dim CPU tensor takes TensorIterator's scalar path: the product is computed in
     # float32 with s unrounded, in one vectorised pass (no float32 temporary).
     return s.numel() == 1 and x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
-def scale_by(x: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+def scale_by(x: torch.Tensor, s: Scale) -> torch.Tensor:
     """``x * s`` rounded once to ``x``'s dtype."""
     if s is None:
         return x
+    if isinstance(s, float):
+        return x * s
     if x.dtype == s.dtype or _cpu_scalar(x, s):
         return x * s.reshape(()) if s.numel() == 1 else x * s
     return (x * s).to(x.dtype)
 
 
-def apply_mask(x: torch.Tensor, dropped: torch.Tensor, s: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+def apply_mask(x: torch.Tensor, dropped: torch.Tensor, s: Scale, inplace: bool) -> torch.Tensor:
     """``where(dropped, 0, x * s)`` in ``x``'s dtype, by differentiable element-wise ops.
 
     ``dropped`` is (N, C, *S) or (N, 1, *S) (one mask shared by the channels). Autograd
@@ -282,9 +307,9 @@ class ZeroBlocks(torch.autograd.Function):
     to count the dropped elements; then ``x * s`` overwrites it in one vectorised pass and
     the dropped elements are zeroed by index (one per block row, see :func:`fill_blocks`),
     so the call allocates one tensor of ``x``'s size. Backward does the same to the
-    gradient. Autograd saves ``s`` and the block rows when they take at most a byte per
-    element of the mask; otherwise the seed positions (8 bytes per seed slot), from which
-    backward recomputes the rows.
+    gradient. Autograd saves ``s`` (on ``ctx`` when it is a Python float) and the block
+    rows when they take at most a byte per element of the mask; otherwise the seed
+    positions (8 bytes per seed slot), from which backward recomputes the rows.
     """
 
     @staticmethod
@@ -302,13 +327,16 @@ class ZeroBlocks(torch.autograd.Function):
         s = scale_factor(dropped, scale, x.dtype, dropped_count)
         # The rows when they take at most a byte per element, else the seeds to recompute them.
         ctx.rows_saved = rows.numel() * rows.element_size() <= math.prod(plan.mask_shape)
-        ctx.save_for_backward(rows if ctx.rows_saved else positions, s)
+        scalar = not isinstance(s, torch.Tensor)  # a Python float, or None: kept on ctx
+        ctx.save_for_backward(rows if ctx.rows_saved else positions, *(() if scalar else (s,)))
+        ctx.scalar_s = s if scalar else None
         ctx.plan, ctx.channels_last = plan, channels_last
         return _scale_and_zero(x, s, rows, plan, channels_last, buffer)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        saved, s = ctx.saved_tensors
+        saved, *tensor_s = ctx.saved_tensors
+        s = tensor_s[0] if tensor_s else ctx.scalar_s
         rows = saved if ctx.rows_saved else block_rows(saved, ctx.plan, ctx.channels_last)
         buffer = _output_buffer(grad, ctx.plan, ctx.channels_last)
         return _scale_and_zero(grad, s, rows, ctx.plan, ctx.channels_last, buffer), None, None, None, None, None
@@ -324,12 +352,14 @@ def _output_buffer(x: torch.Tensor, plan: Plan, channels_last: bool) -> torch.Te
 
 
 def _scale_and_zero(
-    x: torch.Tensor, s: torch.Tensor | None, rows: torch.Tensor, plan: Plan, channels_last: bool, buffer: torch.Tensor
+    x: torch.Tensor, s: Scale, rows: torch.Tensor, plan: Plan, channels_last: bool, buffer: torch.Tensor
 ) -> torch.Tensor:
     numel = math.prod(plan.mask_shape)
     out = _to_logical(buffer[:numel], plan.mask_shape, channels_last)
     if s is None:
         out.copy_(x)
+    elif isinstance(s, float):
+        torch.mul(x, s, out=out)
     else:  # computed in s's precision, rounded once into out's dtype
         torch.mul(x, s.reshape(()) if _cpu_scalar(x, s) else s, out=out)
     fill_blocks(buffer, rows, plan, channels_last, 0.0)

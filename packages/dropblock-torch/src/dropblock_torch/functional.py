@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import torch
 
-from ._blocks import ZeroBlocks, apply_mask, block_rows, is_channels_last, paint_dense, paint_rows, scale_factor
+from ._blocks import (
+    ZeroBlocks,
+    apply_mask,
+    block_rows,
+    eager_cpu,
+    is_channels_last,
+    paint_dense,
+    paint_rows,
+    scale_factor,
+)
 from ._core import normalize_block_size, validate_per_channel, validate_rate, validate_scale
 from ._geometry import Plan, make_plan
 from ._sampling import Rate, sample_dense, sample_sparse
@@ -80,9 +89,22 @@ def drop_block(
     if p_max == 0.0 or input.numel() == 0:
         return input
     plan = make_plan(input.shape, block, p_max, per_channel)
-    rate: Rate = p_max if p_now is None else torch.clamp(p_now.to(input.device), 0.0, p_max)
+    rate: Rate = p_max if p_now is None else rate_in_force(p_now, p_max, input.device)
     seeds = sample_seeds(plan, rate, input.device, generator)
     return apply_seeds(input, seeds, plan, scale, inplace)
+
+
+def rate_in_force(p_now: torch.Tensor, p_max: float, device: torch.device) -> Rate:
+    """``p_now`` clamped to [0, ``p_max``], as a 0-dim tensor on ``device``.
+
+    On the CPU in eager mode, a Python float instead: reading it costs no device sync
+    there, and the sampler then computes ``gamma`` with Python numbers rather than with
+    half a dozen small tensor ops (a compiled call keeps the tensor, so a new rate does not
+    recompile).
+    """
+    if p_now.device.type == "cpu" and eager_cpu(device):
+        return min(max(float(p_now), 0.0), p_max)
+    return torch.clamp(p_now.to(device), 0.0, p_max)
 
 
 def _functional(
