@@ -60,7 +60,11 @@ def _strides(shape: tuple[int, ...], channels_last: bool) -> list[int]:
 
 
 def eager_cpu(device: torch.device) -> bool:
-    """Whether the eager CPU method applies: one index per block row, empty slots dropped."""
+    """Whether a call runs eagerly on the CPU, where reading a tensor's value is a plain load, not a device sync.
+
+    There the painter drops the empty seed slots and fills one index per block row, and
+    the rate and the batch scale are Python floats.
+    """
     return device.type == "cpu" and not torch.compiler.is_compiling()
 
 
