@@ -279,7 +279,7 @@ def exact_quotient(count: int, kept: int, dtype: torch.dtype) -> float:
 def _cpu_scalar(x: torch.Tensor, s: torch.Tensor) -> bool:
     # A 0-dim CPU tensor takes TensorIterator's scalar path: the product is computed in
     # float32 with s unrounded, in one vectorised pass (no float32 temporary).
-    return s.numel() == 1 and x.device.type == "cpu" and not torch.compiler.is_compiling()
+    return s.numel() == 1 and eager_cpu(x.device)
 
 
 def scale_by(x: torch.Tensor, s: Scale) -> torch.Tensor:
