@@ -37,6 +37,20 @@ def test_compiled_painter_matches_eager_row_painter(shape: tuple, block: tuple, 
     assert int(eager[1]) == int(compiled[1]) == int(eager[0].sum())
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_block_rows_list_each_blocks_rows_together(channels_last: bool) -> None:
+    # Seed by seed, so that the fills sweep the buffer once rather than once per row offset.
+    plan = make_plan((2, 3, 5, 6, 7), (2, 3, 2), 0.3, per_channel=True)
+    positions = _positions(plan, 3)
+    rows = block_rows(positions, plan, channels_last).view(-1, 2 * 3)
+    assert rows.shape[0] == int((positions < plan.corners).sum())
+    steps = rows - rows[:, :1]
+    assert torch.equal(steps, steps[:1].expand_as(steps))  # the same offsets below every corner
+    assert bool(torch.all(steps[0, 1:] > steps[0, :-1]))
+    if not channels_last:  # corners ascend with the positions in a channels-first mask
+        assert bool(torch.all(rows[1:, 0] > rows[:-1, 0]))
+
+
 @pytest.mark.parametrize("fraction", [0.0, 0.01, 0.5, 1.0])
 def test_byte_count_is_exact(fraction: float) -> None:
     # Up to 255 ones per byte lane: the full mask is the worst case for carries.

@@ -85,7 +85,8 @@ def block_rows(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torc
     """Flat (physical-order) mask index of the first element of every row of every seed's block.
 
     A row is the block's run along its last spatial axis (``plan.block[-1]`` elements);
-    a block has ``prod(plan.block[:-1])`` rows. ``positions`` are ascending flat corner
+    a block has ``prod(plan.block[:-1])`` rows, listed together, seed by seed, in
+    ascending order of their offsets from the corner. ``positions`` are ascending flat corner
     indices; those ``>= plan.corners`` are empty slots. On the CPU in eager mode they are
     cut off (reading their number costs no device sync there); elsewhere they are decoded
     as the corner one past the last sample, so their block lies at ``numel``, in the spare
@@ -101,9 +102,11 @@ def block_rows(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torc
     base = decode(positions, plan, strides)
     if len(plan.block) == 1:
         return base
-    # Offset-major order: each of the row offsets is added to the contiguous run of bases.
+    # Seed-major order: a fill then sweeps the buffer once, nearly in ascending order.
+    # Offset-major order sweeps it once per row offset, and on a tensor larger than the
+    # cache each sweep misses again: the fills took twice as long.
     offsets = _block_offsets(plan.block[:-1], strides[2:-1], positions.device)
-    return (offsets[:, None] + base[None, :]).reshape(-1)
+    return (base[:, None] + offsets[None, :]).reshape(-1)
 
 
 def _contiguous_base(positions: torch.Tensor, plan: Plan, strides: list[int]) -> torch.Tensor:
