@@ -102,9 +102,8 @@ def block_rows(positions: torch.Tensor, plan: Plan, channels_last: bool) -> torc
     base = decode(positions, plan, strides)
     if len(plan.block) == 1:
         return base
-    # Seed-major order: a fill then sweeps the buffer once, nearly in ascending order.
-    # Offset-major order sweeps it once per row offset, and on a tensor larger than the
-    # cache each sweep misses again: the fills took twice as long.
+    # Seed-major order: a fill then sweeps the buffer once, nearly in ascending order
+    # (offset-major order swept it once per row offset, each sweep missing the cache anew).
     offsets = _block_offsets(plan.block[:-1], strides[2:-1], positions.device)
     return (base[:, None] + offsets[None, :]).reshape(-1)
 
