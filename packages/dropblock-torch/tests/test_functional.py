@@ -97,6 +97,18 @@ def test_scale_sample_and_none(device: torch.device) -> None:
     assert set(z.unique().tolist()) == {0.0, 1.0}
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_one_sample_scales_alike_per_sample_and_per_batch(dtype: torch.dtype, device: torch.device) -> None:
+    # With one sample, "sample" and "batch" are the same quotient; both must round it once
+    # into x's dtype (the eager CPU path multiplies by a 0-dim float32 s for "sample").
+    x = torch.randn(1, 6, 14, 14, device=device).to(dtype)
+    by_sample = F.drop_block2d(x, 0.3, 3, scale="sample", generator=generator(device))
+    by_batch = F.drop_block2d(x, 0.3, 3, scale="batch", generator=generator(device))
+    assert bool((by_batch == 0).any()), "nothing was dropped: the case tests nothing"
+    assert by_sample.dtype == dtype
+    assert torch.equal(by_sample, by_batch)
+
+
 def test_shared_mask_across_channels(device: torch.device) -> None:
     y = F.drop_block2d(torch.ones(3, 5, 16, 16, device=device), 0.3, 3, per_channel=False)
     assert bool(((y == 0) == (y[:, :1] == 0)).all())
