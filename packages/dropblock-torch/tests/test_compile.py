@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from torch import nn
 from torch._dynamo.testing import CompileCounterWithBackend
 
 from dropblock_torch import DropBlock2d, LinearDropBlockSchedule
+from dropblock_torch.functional import drop_block2d
 
 pytestmark = pytest.mark.slow
 
@@ -38,3 +41,27 @@ def test_compiled_training_step_and_schedule_do_not_recompile() -> None:
     assert torch.allclose(y[kept], torch.tensor(s))
     assert torch.allclose(ones.grad, torch.where(kept, s, 0.0))
     assert 0.15 < 1 - kept.float().mean().item() < 0.45
+
+
+def test_each_maximum_rate_compiles_to_its_own_graph() -> None:
+    # Dynamo makes a float symbolic once it has seen a second value, but the maximum rate
+    # sizes the sampler: two layers with different p, a new p set on a compiled layer and a
+    # compiled function called with a new p must each trace their rate as a constant.
+    torch._dynamo.reset()
+    x = torch.randn(4, 8, 24, 24)
+    layers = [DropBlock2d(p=0.1, block_size=3), DropBlock2d(p=0.2, block_size=3)]
+    compiled = [torch.compile(layer, fullgraph=True, backend="eager") for layer in layers]
+    function = torch.compile(lambda t, p: drop_block2d(t, p, 3), fullgraph=True, backend="eager")
+    calls = [(layers[0], compiled[0]), (layers[1], compiled[1])]
+    for p in (0.1, 0.3):
+        calls.append((functools.partial(drop_block2d, p=p, block_size=3), functools.partial(function, p=p)))
+    for eager, traced in calls:
+        torch.manual_seed(0)
+        expected = eager(x)
+        torch.manual_seed(0)
+        assert torch.equal(traced(x), expected)
+    layers[0].p = 0.25
+    torch.manual_seed(0)
+    expected = layers[0](x)
+    torch.manual_seed(0)
+    assert torch.equal(compiled[0](x), expected)

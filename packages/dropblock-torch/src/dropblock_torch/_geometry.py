@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import torch
 
 from ._core import clamp_block, gamma, gamma_factor, seed_capacity, sparse_is_cheaper, valid_corners
+
+_T = TypeVar("_T")
 
 
 def static_size(size: int | torch.SymInt) -> int:
@@ -18,6 +21,22 @@ def static_size(size: int | torch.SymInt) -> int:
     the sampler's capacity stays a static number (recompiling for a new shape).
     """
     return len(range(size))
+
+
+def static_rate(rate: _T) -> _T:
+    """``rate`` unchanged, except that a float under ``torch.compile`` is specialised.
+
+    The maximum rate sizes the sampler, so it must be a constant of the graph. After a
+    compiled function or module sees a second value, Dynamo would make a float argument or
+    attribute symbolic; ``as_integer_ratio`` has no symbolic form, so Dynamo guards on the
+    value instead (recompiling for a new maximum rate, as for a new shape). The ratio of
+    two ints is the float itself, exactly. Anything but a float (a bad argument included)
+    is returned for validation to judge.
+    """
+    if isinstance(rate, float) and torch.compiler.is_compiling():
+        numerator, denominator = rate.as_integer_ratio()
+        return cast(_T, numerator / denominator)
+    return rate
 
 
 @dataclass(frozen=True)

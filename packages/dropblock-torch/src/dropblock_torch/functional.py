@@ -21,7 +21,7 @@ from ._blocks import (
     scale_factor,
 )
 from ._core import normalize_block_size, validate_per_channel, validate_rate, validate_scale
-from ._geometry import Plan, make_plan
+from ._geometry import Plan, make_plan, static_rate
 from ._sampling import Rate, sample_dense, sample_sparse
 
 __all__ = ["drop_block1d", "drop_block2d", "drop_block3d"]
@@ -86,6 +86,7 @@ def drop_block(
     schedule changes it without recompiling.
     """
     check_input(input, rank, f"drop_block{rank}d")
+    p_max = static_rate(p_max)
     if p_max == 0.0 or input.numel() == 0:
         return input
     plan = make_plan(input.shape, block, p_max, per_channel)
@@ -118,7 +119,7 @@ def _functional(
     inplace: bool,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
-    rate = validate_rate(p, "p")
+    rate = validate_rate(static_rate(p), "p")
     block = normalize_block_size(block_size, rank)
     per_channel = validate_per_channel(per_channel)
     scale = validate_scale(scale)
