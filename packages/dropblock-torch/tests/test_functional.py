@@ -188,6 +188,41 @@ def test_gradient_is_keep_times_scale(device: torch.device) -> None:
     assert torch.allclose(x.grad, torch.where(keep, g * s, 0.0))
 
 
+def _seeded_drop_block(x: torch.Tensor) -> torch.Tensor:
+    """The same mask at every call (gradcheck evaluates the function many times)."""
+    return F.drop_block2d(x, 0.1, 3, generator=generator("cpu"))
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 12, 12), (2, 3, 5, 5)], ids=["sparse", "dense"])
+def test_double_backward(shape: tuple[int, ...]) -> None:
+    # Gradient penalties and meta-learning differentiate the gradient (create_graph=True).
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    sparse = type(_seeded_drop_block(x).grad_fn).__name__ == "ZeroBlocksBackward"
+    assert sparse == (shape == (2, 2, 12, 12)), "the case no longer takes the path it names"
+    assert torch.autograd.gradgradcheck(_seeded_drop_block, (x,))
+    # The gradient of a weighted gradient norm, d/dx |grad_x (y * w).sum()|^2 with y = x * keep * s,
+    # is 0 (the gradient does not depend on x); d/dw is 2 * (keep * s)^2 * w.
+    w = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    y = _seeded_drop_block(x)
+    (g,) = torch.autograd.grad((y * w).sum(), x, create_graph=True)
+    keep_s = torch.where(y != 0, y / x, 0.0).detach()
+    assert torch.allclose(g, keep_s * w)
+    (dw,) = torch.autograd.grad(g.square().sum(), w)
+    assert torch.allclose(dw, 2 * keep_s.square() * w)
+
+
+def test_torch_func_grad_and_forward_mode_ad() -> None:
+    x = torch.rand(2, 2, 12, 12, dtype=torch.float64) + 0.5
+    y = _seeded_drop_block(x)
+    keep_s = torch.where(y != 0, y / x, 0.0)
+    w = torch.randn_like(x)
+    grad = torch.func.grad(lambda t: (_seeded_drop_block(t) * w).sum())(x)
+    assert torch.allclose(grad, keep_s * w)
+    out, tangent = torch.func.jvp(_seeded_drop_block, (x,), (w,))
+    assert torch.equal(out, y)
+    assert torch.allclose(tangent, keep_s * w)
+
+
 def test_only_a_one_byte_mask_is_saved_for_backward() -> None:
     x = torch.randn(4, 16, 28, 28, requires_grad=True)
     saved: list[torch.Tensor] = []

@@ -7,6 +7,7 @@ element-wise pass reads both tensors in the same order.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, NamedTuple
 
@@ -312,40 +313,72 @@ class ZeroBlocks(torch.autograd.Function):
     The output buffer first holds the painted bool mask in its leading bytes, long enough
     to count the dropped elements; then ``x * s`` overwrites it in one vectorised pass and
     the dropped elements are zeroed by index (one per block row, see :func:`fill_blocks`),
-    so the call allocates one tensor of ``x``'s size. Backward does the same to the
-    gradient. Autograd saves ``s`` (on ``ctx`` when it is a Python float) and the block
-    rows when they take at most a byte per element of the mask; otherwise the seed
-    positions (8 bytes per seed slot), from which backward recomputes the rows.
+    so the call allocates one tensor of ``x``'s size. The gradient (and the tangent of
+    forward-mode AD) is computed the same way. Autograd saves ``s`` (on ``ctx`` when it is a
+    Python float) and the block rows when they take at most a byte per element of the mask;
+    otherwise the seed positions (8 bytes per seed slot), from which the rows are recomputed.
+
+    ``apply`` returns the output and ``s`` (a :data:`Scale`, not differentiable). The
+    context is set up apart from ``forward``, so ``torch.func`` transforms accept it; with
+    ``create_graph=True`` the gradient is built from differentiable ops (double backward).
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any,
         x: torch.Tensor,
         rows: torch.Tensor,
         positions: torch.Tensor,
         plan: Plan,
         channels_last: bool,
         scale: str,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, Scale]:
         buffer = _output_buffer(x, plan, channels_last)
         dropped, dropped_count = paint_rows(rows, plan, channels_last, scratch=buffer)
         s = scale_factor(dropped, scale, x.dtype, dropped_count)
+        return _scale_and_zero(x, s, rows, plan, channels_last, buffer), s
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, Scale]) -> None:
+        _, rows, positions, plan, channels_last, _ = inputs
+        s = output[1]
         # The rows when they take at most a byte per element, else the seeds to recompute them.
         ctx.rows_saved = rows.numel() * rows.element_size() <= math.prod(plan.mask_shape)
         scalar = not isinstance(s, torch.Tensor)  # a Python float, or None: kept on ctx
-        ctx.save_for_backward(rows if ctx.rows_saved else positions, *(() if scalar else (s,)))
+        if not scalar:
+            ctx.mark_non_differentiable(s)
+        saved = (rows if ctx.rows_saved else positions, *(() if scalar else (s,)))
+        ctx.save_for_backward(*saved)
+        ctx.save_for_forward(*saved)
         ctx.scalar_s = s if scalar else None
         ctx.plan, ctx.channels_last = plan, channels_last
-        return _scale_and_zero(x, s, rows, plan, channels_last, buffer)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        saved, *tensor_s = ctx.saved_tensors
-        s = tensor_s[0] if tensor_s else ctx.scalar_s
-        rows = saved if ctx.rows_saved else block_rows(saved, ctx.plan, ctx.channels_last)
+    def backward(ctx: Any, grad: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
+        rows, s = _saved_rows_and_scale(ctx)
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must itself be differentiable
+            dropped = paint_rows(rows, ctx.plan, ctx.channels_last).dropped
+            return apply_mask(grad, dropped, s, inplace=False), None, None, None, None, None
         buffer = _output_buffer(grad, ctx.plan, ctx.channels_last)
         return _scale_and_zero(grad, s, rows, ctx.plan, ctx.channels_last, buffer), None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor, *_: Any) -> tuple[torch.Tensor, None]:
+        rows, s = _saved_rows_and_scale(ctx)
+        buffer = _output_buffer(tangent, ctx.plan, ctx.channels_last)
+        return _scale_and_zero(tangent, s, rows, ctx.plan, ctx.channels_last, buffer), None
+
+
+# Function.apply binds its arguments to forward's signature at every call (for torch.func);
+# a signature computed once halves that per-call cost.
+ZeroBlocks.forward.__signature__ = inspect.signature(ZeroBlocks.forward)  # type: ignore[attr-defined]
+
+
+def _saved_rows_and_scale(ctx: Any) -> tuple[torch.Tensor, Scale]:
+    """The block rows and ``s`` that :meth:`ZeroBlocks.setup_context` saved."""
+    saved, *tensor_s = ctx.saved_tensors
+    s = tensor_s[0] if tensor_s else ctx.scalar_s
+    rows = saved if ctx.rows_saved else block_rows(saved, ctx.plan, ctx.channels_last)
+    return rows, s
 
 
 _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}

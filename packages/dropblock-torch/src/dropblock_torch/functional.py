@@ -64,7 +64,7 @@ def apply_seeds(input: torch.Tensor, seeds: torch.Tensor, plan: Plan, scale: str
     if inplace or plan.mask_shape[1] != input.shape[1] or torch.compiler.is_compiling():
         dropped, dropped_count = paint_rows(rows, plan, channels_last)
         return apply_mask(input, dropped, scale_factor(dropped, scale, input.dtype, dropped_count), inplace)
-    return ZeroBlocks.apply(input, rows, seeds, plan, channels_last, scale)
+    return ZeroBlocks.apply(input, rows, seeds, plan, channels_last, scale)[0]
 
 
 def drop_block(
