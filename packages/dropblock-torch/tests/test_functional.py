@@ -44,6 +44,8 @@ def test_rate_one_gives_finite_zeros(dtype: torch.dtype, device: torch.device) -
         ({"block_size": (3, 3, 3)}, "block_size"),
         ({"scale": "global"}, "scale"),
         ({"per_channel": 1}, "per_channel"),
+        ({"inplace": "no"}, "`inplace`.*True or False"),
+        ({"inplace": None}, "`inplace`"),
     ],
 )
 def test_invalid_arguments_raise_value_error(kwargs: dict, message: str) -> None:

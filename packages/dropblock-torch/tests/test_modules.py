@@ -38,9 +38,10 @@ def test_module_matches_the_functional_and_eval_is_identity(device: torch.device
     assert m.eval()(x) is x
 
 
-def test_wrong_rank_raises_in_eval_too() -> None:
-    with pytest.raises(ValueError, match="4D input"):
-        DropBlock2d().eval()(torch.ones(2, 3, 4))
+@pytest.mark.parametrize("training", [True, False])
+def test_wrong_rank_names_the_module(training: bool) -> None:
+    with pytest.raises(ValueError, match=r"^DropBlock2d expects a 4D input"):
+        DropBlock2d().train(training)(torch.ones(2, 3, 4))
 
 
 def test_p_setter_and_rate_in_force() -> None:

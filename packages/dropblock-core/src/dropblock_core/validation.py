@@ -91,12 +91,25 @@ def validate_data_format(value: object, name: str = "data_format") -> str:
     return str(value)
 
 
+def validate_flag(value: object, name: str) -> bool:
+    """Return ``value`` if it is a bool (``1`` and ``None`` are not).
+
+    >>> validate_flag(True, "inplace")
+    True
+    >>> validate_flag(None, "inplace")
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid value for `inplace`: expected True or False, got None.
+    """
+    if not isinstance(value, bool):
+        raise _invalid(name, "True or False", value)
+    return value
+
+
 def validate_per_channel(value: object, name: str = "per_channel") -> bool:
     """Return ``value`` if it is a bool.
 
     >>> validate_per_channel(False)
     False
     """
-    if not isinstance(value, bool):
-        raise _invalid(name, "True or False", value)
-    return value
+    return validate_flag(value, name)

@@ -20,7 +20,7 @@ from ._blocks import (
     paint_rows,
     scale_factor,
 )
-from ._core import normalize_block_size, validate_per_channel, validate_rate, validate_scale
+from ._core import normalize_block_size, validate_flag, validate_per_channel, validate_rate, validate_scale
 from ._geometry import Plan, make_plan, static_rate
 from ._sampling import Rate, sample_dense, sample_sparse
 
@@ -78,14 +78,16 @@ def drop_block(
     scale: str = "batch",
     inplace: bool = False,
     generator: torch.Generator | None = None,
+    caller: str | None = None,
 ) -> torch.Tensor:
     """Training-mode DropBlock on validated arguments; the module and the functions call it.
 
     ``p_max`` is the largest rate the call can see (static: it sizes the sampler);
     ``p_now``, when given, is the rate in force as a 0-dim tensor (``<= p_max``), so a
-    schedule changes it without recompiling.
+    schedule changes it without recompiling. ``caller`` names the API in input errors
+    (default: the function ``drop_block{rank}d``).
     """
-    check_input(input, rank, f"drop_block{rank}d")
+    check_input(input, rank, caller or f"drop_block{rank}d")
     p_max = static_rate(p_max)
     if p_max == 0.0 or input.numel() == 0:
         return input
@@ -123,6 +125,7 @@ def _functional(
     block = normalize_block_size(block_size, rank)
     per_channel = validate_per_channel(per_channel)
     scale = validate_scale(scale)
+    inplace = validate_flag(inplace, "inplace")
     if not training:
         check_input(input, rank, f"drop_block{rank}d")
         return input

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ._core import normalize_block_size, validate_per_channel, validate_rate, validate_scale
+from ._core import normalize_block_size, validate_flag, validate_per_channel, validate_rate, validate_scale
 from .functional import check_input, drop_block
 
 __all__ = ["DropBlock1d", "DropBlock2d", "DropBlock3d"]
@@ -39,9 +39,7 @@ class _DropBlockNd(nn.Module):
         self.block_size = normalize_block_size(block_size, self._rank)
         self.per_channel = validate_per_channel(per_channel)
         self.scale = validate_scale(scale)
-        if not isinstance(inplace, bool):
-            raise ValueError(f"Invalid value for `inplace`: expected True or False, got {inplace!r}.")
-        self.inplace = inplace
+        self.inplace = validate_flag(inplace, "inplace")
         # The rate in force, as tensor state: a schedule changes its value in place, so a
         # compiled model sees a new input value rather than a new constant (no recompilation).
         self.register_buffer("p_current", torch.tensor(self._p, dtype=torch.float32), persistent=False)
@@ -90,6 +88,7 @@ class _DropBlockNd(nn.Module):
             scale=self.scale,
             inplace=self.inplace,
             generator=generator,
+            caller=type(self).__name__,
         )
 
     def extra_repr(self) -> str:
