@@ -229,21 +229,36 @@ def test_eager_layer_calls_match_graph_calls_without_retracing():
     eager, graph = DropBlock2D(0.1, 3, seed=5), DropBlock2D(0.1, 3, seed=5)
     step = tf.function(lambda v: graph(v, training=True))
     np.testing.assert_array_equal(eager(x, training=True), step(x))
-    traces = ops._keep_for_eagerly.experimental_get_tracing_count()
+    traces = _eager_traces()
     for rate in (0.1, 0.05, 0.1):  # the schedule's rate is a tensor
         eager.current_rate.assign(rate)
         graph.current_rate.assign(rate)
         np.testing.assert_array_equal(eager(x, training=True), step(x))
-    assert ops._keep_for_eagerly.experimental_get_tracing_count() == traces
+    assert _eager_traces() == traces
+
+
+def test_differently_configured_layers_each_trace_once_eagerly():
+    # One traced sampler per configuration: TF warns when one function keeps retracing.
+    x = _x((2, 12, 12, 4))
+    ops._EAGER_GRAPHS.clear()
+    for block in (7, 5, 3, 2, 1, 4):
+        for _ in range(2):
+            DropBlock2D(0.1 * block / 7, block, seed=block)(x, training=True)
+    assert len(ops._EAGER_GRAPHS) == 6
+    assert [graph.experimental_get_tracing_count() for graph in ops._EAGER_GRAPHS.values()] == [1] * 6
 
 
 def test_eager_functional_calls_match_graph_calls_without_retracing_per_rate():
     x = _x((4, 28, 28, 8))
     np.testing.assert_array_equal(drop_block(x, 0.1, 3, seed=(2, 3)), _traced_drop_block(x, 0.1))
-    traces = ops._keep_for_eagerly.experimental_get_tracing_count()
+    traces = _eager_traces()
     for rate in (0.2, 0.05, 0.3):
         np.testing.assert_array_equal(drop_block(x, rate, 3, seed=(2, 3)), _traced_drop_block(x, rate))
-    assert ops._keep_for_eagerly.experimental_get_tracing_count() == traces
+    assert _eager_traces() == traces
+
+
+def _eager_traces():
+    return sum(graph.experimental_get_tracing_count() for graph in ops._EAGER_GRAPHS.values())
 
 
 def _traced_drop_block(x, rate):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,12 +120,39 @@ def keep_for(
     return sample_keep(make_plan(dims_of(x), block, **flags), rate, seed, per_sample=per_sample)
 
 
-#: ``keep_for`` as one graph, for eager calls: its few dozen small ops then run in one call
-#: (the batch's two halves on two threads) instead of one Python dispatch each. The ops,
-#: and so the seeds, are the same. Rates come as tensors, so it traces once per input
-#: shape (a second shape retraces it once for shapes unknown while tracing) and, for the
-#: layers, whose ``max_rate`` is fixed and kept static, once per layer rate.
-_keep_for_eagerly = tf.function(keep_for, autograph=False, reduce_retracing=True)
+#: ``keep_for`` as one graph per configuration, for eager calls (see :func:`eager_keep_for`).
+_EAGER_GRAPHS: dict[tuple[Any, ...], Any] = {}
+
+
+def eager_keep_for(
+    block: tuple[int, ...], *, channels_last: bool, per_channel: bool, per_sample: bool, static_max_rate: float | None
+) -> Any:
+    """``keep_for`` as one ``tf.function`` for eager calls of one configuration.
+
+    Its few dozen small ops then run in one call (the batch's two halves on two threads)
+    instead of one Python dispatch each; the ops, and so the seeds, are the same. Rates
+    come as tensors, so each configuration traces once per input shape (a second shape
+    retraces it once for shapes unknown while tracing). ``static_max_rate`` (the layers,
+    whose maximum rate is fixed) is part of the configuration; without it the function
+    takes ``max_rate`` as a tensor argument, so the functional op does not retrace per
+    rate. One function per configuration, rather than one for all, keeps TF from warning
+    about retracing when a model holds several differently configured layers.
+    """
+    key = (block, channels_last, per_channel, per_sample, static_max_rate)
+    graph = _EAGER_GRAPHS.get(key)
+    if graph is None:
+        flags: dict[str, Any] = {
+            "block": block,
+            "channels_last": channels_last,
+            "per_channel": per_channel,
+            "per_sample": per_sample,
+        }
+        if static_max_rate is not None:
+            flags["max_rate"] = static_max_rate
+        graph = _EAGER_GRAPHS[key] = tf.function(
+            functools.partial(keep_for, **flags), autograph=False, reduce_retracing=True
+        )
+    return graph
 
 
 def sample_seed_grid(plan: Plan, rate: tf.Tensor | float, seed: tf.Tensor) -> tf.Tensor:
@@ -158,24 +186,27 @@ def drop_block_nd(
 ) -> tf.Tensor:
     """Training-mode DropBlock on a checked input; ``rate`` may be a tensor not above ``max_rate``.
 
-    An eager call draws the mask through one traced graph (``_keep_for_eagerly``).
+    An eager call draws the mask through one traced graph (:func:`eager_keep_for`).
     ``fixed_max_rate`` (the layers) keeps ``max_rate`` a static number in that graph, so
     the sampler's capacity is static; the functional op, whose ``max_rate`` is its rate and
     may change from call to call, passes it as a tensor instead of retracing for each.
     """
     if max_rate == 0.0:
         return x
-    eager = tf.executing_eagerly()
-    keep, kept = (_keep_for_eagerly if eager else keep_for)(
-        x,
-        as_float64(rate) if eager else rate,
-        _replica_seed(as_stateless_seed(seed)),
-        block=tuple(block_size),
-        channels_last=data_format == "channels_last",
-        per_channel=per_channel,
-        max_rate=as_float64(max_rate) if eager and not fixed_max_rate else max_rate,
-        per_sample=scale == "sample",
-    )
+    seed = _replica_seed(as_stateless_seed(seed))
+    flags = {
+        "channels_last": data_format == "channels_last",
+        "per_channel": per_channel,
+        "per_sample": scale == "sample",
+    }
+    if tf.executing_eagerly():
+        graph = eager_keep_for(tuple(block_size), static_max_rate=max_rate if fixed_max_rate else None, **flags)
+        if fixed_max_rate:  # the layers: the rate in force is already a tensor
+            keep, kept = graph(x, rate, seed)
+        else:  # rates as float64 tensors: one trace for every rate
+            keep, kept = graph(x, as_float64(rate), seed, max_rate=as_float64(max_rate))
+    else:
+        keep, kept = keep_for(x, rate, seed, block=tuple(block_size), max_rate=max_rate, **flags)
     return _masking.apply_keep(x, keep, kept, scale)
 
 
