@@ -248,6 +248,18 @@ def test_differently_configured_layers_each_trace_once_eagerly():
     assert [graph.experimental_get_tracing_count() for graph in ops._EAGER_GRAPHS.values()] == [1] * 6
 
 
+def test_current_rate_above_rate_is_clipped_to_rate():
+    # A checkpoint saved at a higher rate must not outrun the sampler sized for `rate`.
+    x = _x((16, 14, 14, 32))
+    expected = np.asarray(DropBlock2D(0.1, 3, seed=0)(x, training=True))
+    layer = DropBlock2D(0.1, 3, seed=0)
+    layer.current_rate.assign(0.5)
+    np.testing.assert_array_equal(layer(x, training=True), expected)
+    traced = DropBlock2D(0.1, 3, seed=0)
+    traced.current_rate.assign(0.5)
+    np.testing.assert_array_equal(tf.function(lambda v: traced(v, training=True))(x), expected)
+
+
 def test_eager_functional_calls_match_graph_calls_without_retracing_per_rate():
     x = _x((4, 28, 28, 8))
     np.testing.assert_array_equal(drop_block(x, 0.1, 3, seed=(2, 3)), _traced_drop_block(x, 0.1))

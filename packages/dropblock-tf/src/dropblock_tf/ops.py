@@ -114,10 +114,25 @@ def sample_keep(
 
 
 def keep_for(
-    x: tf.Tensor, rate: tf.Tensor | float, seed: tf.Tensor, *, block: tuple[int, ...], per_sample: bool, **flags: Any
+    x: tf.Tensor,
+    rate: tf.Tensor | float,
+    seed: tf.Tensor,
+    *,
+    block: tuple[int, ...],
+    per_sample: bool,
+    max_rate: tf.Tensor | float,
+    **flags: Any,
 ) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
-    """``sample_keep`` for the input ``x`` (only its shape is read); ``flags``: ``make_plan``'s keywords."""
-    return sample_keep(make_plan(dims_of(x), block, **flags), rate, seed, per_sample=per_sample)
+    """``sample_keep`` for the input ``x`` (only its shape is read); ``flags``: ``make_plan``'s keywords.
+
+    A rate tensor (a layer's rate in force) is clipped to ``[0, max_rate]`` in its own
+    dtype: the sampler is sized for ``max_rate``, and a higher rate would run out of seed
+    slots part way through the grid.
+    """
+    if isinstance(rate, tf.Tensor):
+        rate = tf.clip_by_value(rate, tf.zeros([], rate.dtype), tf.cast(max_rate, rate.dtype))
+    plan = make_plan(dims_of(x), block, max_rate=max_rate, **flags)
+    return sample_keep(plan, rate, seed, per_sample=per_sample)
 
 
 #: ``keep_for`` as one graph per configuration, for eager calls (see :func:`eager_keep_for`).
@@ -184,7 +199,7 @@ def drop_block_nd(
     scale: str,
     fixed_max_rate: bool = False,
 ) -> tf.Tensor:
-    """Training-mode DropBlock on a checked input; ``rate`` may be a tensor not above ``max_rate``.
+    """Training-mode DropBlock on a checked input; ``rate`` may be a tensor (clipped to ``max_rate``).
 
     An eager call draws the mask through one traced graph (:func:`eager_keep_for`).
     ``fixed_max_rate`` (the layers) keeps ``max_rate`` a static number in that graph, so
