@@ -260,6 +260,23 @@ def test_current_rate_above_rate_is_clipped_to_rate():
     np.testing.assert_array_equal(tf.function(lambda v: traced(v, training=True))(x), expected)
 
 
+@pytest.mark.parametrize("shape", [(2, 0, 8, 3), (2, 8, 0, 3), (0, 8, 8, 3)])
+def test_empty_maps_return_empty_outputs(shape):
+    x = tf.ones(shape)
+    dynamic = tf.TensorSpec([None, None, None, 3])
+    layer = DropBlock2D(0.1, 3)
+    calls = {
+        "eager": lambda v: drop_block(v, 0.1, 3, seed=(1, 2)),
+        "sample": lambda v: drop_block(v, 0.1, 3, seed=(1, 2), scale="sample"),
+        "dynamic": tf.function(lambda v: drop_block(v, 0.1, 3, seed=(1, 2)), input_signature=[dynamic]),
+        "jit": tf.function(lambda v: drop_block(v, 0.1, 3, seed=(1, 2)), jit_compile=True),
+        "layer": lambda v: layer(v, training=True),
+        "layer-dynamic": tf.function(lambda v: layer(v, training=True), input_signature=[dynamic]),
+    }
+    for name, call in calls.items():
+        assert tuple(call(x).shape) == shape, name
+
+
 def test_eager_functional_calls_match_graph_calls_without_retracing_per_rate():
     x = _x((4, 28, 28, 8))
     np.testing.assert_array_equal(drop_block(x, 0.1, 3, seed=(2, 3)), _traced_drop_block(x, 0.1))

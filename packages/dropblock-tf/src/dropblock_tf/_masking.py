@@ -153,7 +153,8 @@ def dilate(seeds: tf.Tensor, plan: Plan, *, per_sample: bool) -> tuple[tf.Tensor
     for i, axis in enumerate(plan.spatial_axes):
         k = tf.cast(plan.block[i], tf.int32)
         size = tf.cast(plan.mask_dims[axis], tf.int32)
-        sums = tf.cumsum(tf.pad(hit, [[0, 0] if a != axis else [k, k - 1] for a in range(ndim)]), axis=axis)
+        pad = [k, tf.maximum(k - 1, 0)]  # an empty axis clamps the block to 0
+        sums = tf.cumsum(tf.pad(hit, [[0, 0] if a != axis else pad for a in range(ndim)]), axis=axis)
         upper = tf.gather(sums, tf.range(size) + k, axis=axis)
         lower = tf.gather(sums, tf.range(size), axis=axis)
         hit = tf.cast(upper - lower > 0, tf.int32)

@@ -206,7 +206,7 @@ def drop_block_nd(
     the sampler's capacity is static; the functional op, whose ``max_rate`` is its rate and
     may change from call to call, passes it as a tensor instead of retracing for each.
     """
-    if max_rate == 0.0:
+    if max_rate == 0.0 or x.shape.num_elements() == 0:
         return x
     seed = _replica_seed(as_stateless_seed(seed))
     flags = {
