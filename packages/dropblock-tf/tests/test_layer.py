@@ -82,6 +82,20 @@ def test_wrong_rank_names_the_expected_rank():
         DropBlock1D(0.1, 3)(tf.zeros((2, 4, 4, 4)), training=True)
 
 
+def test_unknown_rank_is_named():
+    step = tf.function(lambda v: DropBlock2D(0.1, 3)(v, training=True), input_signature=[tf.TensorSpec(None)])
+    with pytest.raises(ValueError, match="expects a 4D input, got an input of unknown rank"):
+        step.get_concrete_function()
+
+
+@pytest.mark.parametrize("seed", [None, "bogus", (1, 2, 3), 1.5])
+@pytest.mark.parametrize("kwargs", [{}, {"training": False}, {"rate": 0.0}, {"rate": 1.0}])
+def test_bad_seed_is_named_on_every_path(seed, kwargs):
+    args = {"rate": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=r"`seed`.*shape \[2\] integer"):
+        drop_block(tf.ones((1, 4, 4, 1)), args.pop("rate"), 3, seed=seed, **args)
+
+
 def test_backend_other_than_tensorflow_raises_import_error():
     # Keras picks its backend once per process; pretend it picked JAX.
     code = "import keras; keras.backend.backend = lambda: 'jax'; import dropblock_tf"

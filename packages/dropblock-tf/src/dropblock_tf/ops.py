@@ -38,8 +38,11 @@ def check_input(x: tf.Tensor, rank: int | None, data_format: str) -> int:
             f"DropBlock expects a floating-point input (float16, bfloat16, float32 or float64), got {x.dtype.name}."
         )
     ndim = x.shape.rank
+    if ndim is None:
+        expected = "a 3D, 4D or 5D input" if rank is None else f"a {rank + 2}D input"
+        raise ValueError(f"DropBlock expects {expected}, got an input of unknown rank.")
     if rank is None:
-        if ndim is None or ndim not in (3, 4, 5):
+        if ndim not in (3, 4, 5):
             raise ValueError(f"drop_block expects a 3D, 4D or 5D input (1, 2 or 3 spatial dims), got shape {x.shape}.")
         return ndim - 2
     if ndim != rank + 2:
@@ -52,12 +55,19 @@ def check_input(x: tf.Tensor, rank: int | None, data_format: str) -> int:
 
 def as_stateless_seed(seed: Any) -> tf.Tensor:
     """A ``tf.random`` stateless seed: an int tensor of shape ``[2]`` (int64 values folded into int32 as Keras does)."""
-    seed = tf.convert_to_tensor(seed)
+    try:
+        seed = tf.convert_to_tensor(seed)
+    except (TypeError, ValueError) as error:  # None, strings of mixed types, ...
+        raise _invalid_seed(seed) from error
     if not seed.dtype.is_integer or seed.shape.rank != 1 or seed.shape[0] not in (2, None):
-        raise ValueError(f"Invalid value for `seed`: expected a shape [2] integer tensor, got {seed!r}.")
+        raise _invalid_seed(seed)
     if seed.dtype != tf.int32:
         seed = tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), tf.int32.max - 1), tf.int32)
     return seed
+
+
+def _invalid_seed(seed: Any) -> ValueError:
+    return ValueError(f"Invalid value for `seed`: expected a shape [2] integer tensor, got {seed!r}.")
 
 
 def _replica_seed(seed: tf.Tensor) -> tf.Tensor:
@@ -277,6 +287,7 @@ def drop_block(
     data_format = validate_data_format(data_format)
     per_channel = validate_per_channel(per_channel)
     scale = validate_scale(scale)
+    seed = as_stateless_seed(seed)
     x = tf.convert_to_tensor(x)
     rank = check_input(x, None, data_format)
     block = normalize_block_size(block_size, rank)
