@@ -110,6 +110,13 @@ def test_edge_rates(rate, dtype):
     assert bool((y == x).all()) if rate == 0.0 else bool((y == 0).all())
 
 
+def test_concrete_rate_above_max_rate_raises():
+    x = nonzero_input((2, 8, 8, 3))
+    with pytest.raises(ValueError, match=r"`rate`: expected at most 0.1 \(`max_rate`"):
+        drop_block(KEY, x, 0.5, 3, max_rate=0.1)
+    assert drop_block(KEY, x, jnp.float32(0.1), 3, max_rate=0.1).shape == x.shape  # equal in float32
+
+
 def test_traced_edge_rates():
     x = nonzero_input((2, 8, 8, 3)) * jnp.inf  # rate 1 must give zeros, not inf * 0
     f = jax.jit(lambda r: drop_block(KEY, x, r, 3, max_rate=0.1))

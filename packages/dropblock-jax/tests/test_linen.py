@@ -53,6 +53,13 @@ class Net(nn.Module):
         return DropBlock(0.3, 3, deterministic=not train)(x, rate=rate)
 
 
+def test_call_time_rate_at_the_configured_rate_in_float32():
+    x = nonzero_input((2, 8, 8, 3))
+    rate = linear_schedule(5000, 1000, 0.1)  # float32(0.1), above the Python float 0.1
+    y = DropBlock(0.1, 3).apply({}, x, deterministic=False, rate=rate, rng=jax.random.key(0))
+    assert y.shape == x.shape
+
+
 def test_in_a_model_with_a_scheduled_rate_under_jit():
     model = Net()
     params = model.init(jax.random.key(0), X, 0.0, False)

@@ -130,6 +130,15 @@ def test_scheduled_rate_does_not_recompile():
     assert fractions[2] > 0
 
 
+def test_call_time_rate_at_the_configured_rate_in_float32():
+    # float32(0.1) is above the Python float 0.1: the schedule's own target must pass.
+    layer = DropBlock(0.1, 3, rngs=nnx.Rngs(dropout=0))
+    for rate in (linear_schedule(5000, 1000, 0.1), jnp.float32(0.1)):
+        assert layer(X, rate=rate).shape == X.shape
+    with pytest.raises(ValueError, match="at most"):
+        layer(X, rate=float(jnp.nextafter(jnp.float32(0.1), jnp.float32(1))))
+
+
 def test_call_time_rate_above_the_configured_rate_raises():
     layer = DropBlock(0.1, 3, rngs=nnx.Rngs(dropout=0))
     with pytest.raises(ValueError, match="at most"):

@@ -87,8 +87,11 @@ def drop_block(
         static number of seed slots sized for this rate, so it sets the cost of a call and
         never its distribution for rates up to it. Defaults to ``rate`` when that is
         concrete, else 1.0 (which falls back to one draw per corner). Pass the schedule's
-        target when feeding a traced rate. A traced rate above ``max_rate`` is clipped to
-        it, except that a rate of 1 always drops everything.
+        target when feeding a traced rate. A concrete rate above ``max_rate`` (compared in
+        float32, the precision rates are applied in) raises ``ValueError``; a traced one is
+        clipped to it, except that a rate of 1 always drops everything. The masks a key
+        gives depend on ``max_rate`` too (it picks and sizes the sampler): pass it
+        explicitly to get the same masks whether the rate is concrete or traced.
 
     Returns:
       An array of the same shape and dtype as ``x``.
@@ -112,6 +115,9 @@ def drop_block(
     layout = Layout.of(tuple(x.shape), block_size, data_format, per_channel)
     fixed = concrete_rate(rate)
     bound = static_rate(max_rate, "max_rate") if max_rate is not None else (1.0 if fixed is None else fixed)
+    if fixed is not None and np.float32(fixed) > np.float32(bound):  # the rate is applied in float32
+        bound_name = "`max_rate`, a module's configured rate"
+        raise ValueError(f"Invalid value for `rate`: expected at most {bound} ({bound_name}), got {fixed}.")
     if fixed == 0.0 or x.size == 0:
         return x
     if fixed == 1.0:

@@ -89,8 +89,6 @@ class DropBlock(nn.Module):
         fixed = concrete_rate(current)
         if deterministic or fixed == 0.0:
             return inputs
-        if fixed is not None and fixed > bound:
-            raise ValueError(f"Invalid value for `rate`: a call-time rate must be at most {bound}, got {fixed}.")
         if rng is None:
             rng = self.make_rng(self.rng_collection)
         return drop_block(

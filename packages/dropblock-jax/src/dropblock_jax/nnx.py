@@ -110,8 +110,6 @@ class DropBlock(nnx.Module):
         fixed = concrete_rate(current)
         if deterministic or fixed == 0.0:
             return inputs
-        if fixed is not None and fixed > self.rate:
-            raise ValueError(f"Invalid value for `rate`: a call-time rate must be at most {self.rate}, got {fixed}.")
         key = self._key(rngs)
         return drop_block(
             key,
