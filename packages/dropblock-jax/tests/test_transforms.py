@@ -65,6 +65,17 @@ def test_gradient_is_keep_times_scale():
     assert bool((jax.grad(lambda v: drop_block(KEY, v, 0.3, 3).sum())(x) == jnp.where(keep, scale, 0)).all())
 
 
+def test_forward_mode_is_keep_times_scale():
+    x = nonzero_input((2, 10, 10, 3))
+    t = nonzero_input((2, 10, 10, 3), seed=1)
+    y, tangent = jax.jvp(lambda v: drop_block(KEY, v, 0.3, 3), (x,), (t,))
+    keep = y != 0
+    scale = x.size / keep.sum()
+    np.testing.assert_allclose(np.asarray(tangent), np.where(keep, t * scale, 0.0), rtol=1e-6)
+    jacobian_sum = jax.jacfwd(lambda v: drop_block(KEY, v, 0.3, 3).sum())(x)
+    np.testing.assert_allclose(np.asarray(jacobian_sum), np.where(keep, scale, 0.0), rtol=1e-6)
+
+
 def test_backward_keeps_at_most_one_byte_per_element():
     x = jnp.ones((4, 28, 28, 32))
     _, vjp = jax.vjp(lambda v: drop_block(KEY, v, 0.1, 7), x)
