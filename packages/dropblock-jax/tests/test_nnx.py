@@ -61,8 +61,10 @@ def test_validation_at_construction():
         with pytest.raises(ValueError, match=r"\[0, 1\]"):
             DropBlock(rate, 3)
     for block in (0, (3, -1), "3", (1, 2, 3, 4)):
-        with pytest.raises(ValueError, match="block_size"):
+        with pytest.raises(ValueError, match=r"block_size.*a tuple of 1, 2 or 3 positive ints"):
             DropBlock(0.1, block)
+    with pytest.raises(ValueError, match="spatial_dims"):
+        DropBlock(0.1, 3, spatial_dims=True)
     with pytest.raises(ValueError, match="block_size"):
         DropBlock(0.1, (3,), spatial_dims=2)
     with pytest.raises(ValueError, match="4D"):

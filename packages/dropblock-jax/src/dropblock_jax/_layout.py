@@ -37,14 +37,22 @@ def validate_block_size(block_size: object, spatial_dims: int | None = None) -> 
     Traceback (most recent call last):
     ...
     ValueError: Invalid value for `block_size`: expected a positive int or a tuple of 2 positive ints, got [3].
+    >>> validate_block_size(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid value for `block_size`: expected a positive int or a tuple of 1, 2 or 3 positive ints, got 0.
     """
     if spatial_dims is not None:
-        if spatial_dims not in (1, 2, 3):
+        if isinstance(spatial_dims, bool) or spatial_dims not in (1, 2, 3):
             raise ValueError(f"Invalid value for `spatial_dims`: expected 1, 2 or 3, got {spatial_dims!r}.")
         return normalize_block_size(block_size, rank=spatial_dims)
-    if isinstance(block_size, (tuple, list)) and 1 <= len(block_size) <= 3:
-        return normalize_block_size(block_size, rank=len(block_size))
-    return normalize_block_size(block_size, rank=1)[0]
+    try:
+        if isinstance(block_size, (tuple, list)) and 1 <= len(block_size) <= 3:
+            return normalize_block_size(block_size, rank=len(block_size))
+        return normalize_block_size(block_size, rank=1)[0]
+    except ValueError:
+        expected = "a positive int or a tuple of 1, 2 or 3 positive ints"
+        raise ValueError(f"Invalid value for `block_size`: expected {expected}, got {block_size!r}.") from None
 
 
 @dataclass(frozen=True)
