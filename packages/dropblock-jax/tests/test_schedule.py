@@ -15,6 +15,8 @@ def test_values_and_traced_steps():
     assert abs(float(linear_schedule(5, 10, 0.1)) - 0.05) < 1e-7
     assert abs(float(linear_schedule(50, 10, 0.1)) - 0.1) < 1e-7
     assert abs(float(linear_schedule(4, 8, 0.25, start=0.05)) - 0.15) < 1e-7
+    assert float(linear_schedule(-5, 10, 0.1)) == 0.0  # before the ramp: its start
+    assert abs(float(linear_schedule(-5, 10, 0.2, start=0.05)) - 0.05) < 1e-7
     rates = jax.jit(jax.vmap(lambda s: linear_schedule(s, 10, 0.2)))(jnp.arange(12))
     assert rates.shape == (12,)
     assert float(rates[-1]) == pytest.approx(0.2)

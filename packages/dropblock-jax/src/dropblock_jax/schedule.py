@@ -16,7 +16,8 @@ def linear_schedule(step: Any, total_steps: int, target: float, start: float = 0
     """Rate after ``step`` steps: ``start + (target - start) * min(step / total_steps, 1)``.
 
     ``step`` may be a traced integer (e.g. the optimizer's step counter in the train
-    state), so feeding the result to the layer as its call-time ``rate`` never recompiles.
+    state), so feeding the result to the layer as its call-time ``rate`` never recompiles;
+    a negative step gives ``start``.
     ``target`` and ``start`` are static and validated (rates in [0, 1], ``total_steps`` a
     positive int). Pass ``max_rate=target`` (the modules do this for you: their
     configured ``rate`` is the bound) so the sampler is sized for the largest rate.
@@ -29,5 +30,5 @@ def linear_schedule(step: Any, total_steps: int, target: float, start: float = 0
       Array(0.1, dtype=float32)
     """
     target, total_steps, start = validate_schedule(target, total_steps, start)
-    step = jnp.asarray(step, dtype=jnp.float32)
+    step = jnp.maximum(jnp.asarray(step, dtype=jnp.float32), 0.0)  # before the ramp: its start
     return jnp.asarray(linear_ramp(step, total_steps, target, start, minimum=jnp.minimum), dtype=jnp.float32)
