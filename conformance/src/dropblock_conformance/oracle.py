@@ -124,9 +124,9 @@ def drop_block(
     per_channel: bool = True,
     scale: str = "batch",
 ) -> np.ndarray:
-    """The whole layer: identity unless training, otherwise stage 2 of stage 1."""
+    """The whole layer: identity unless training (or nothing to drop), otherwise stage 2 of stage 1."""
     check_params(rate, block_size, x.ndim - 2, data_format, per_channel, scale)
-    if not training or rate == 0.0:
+    if not training or rate == 0.0 or x.size == 0:
         return round_to(x, dtype)
     seeds = sample_seeds(rng, x.shape, rate, block_size, data_format=data_format, per_channel=per_channel)
     return apply_seeds(x, seeds, dtype=dtype, block_size=block_size, data_format=data_format, scale=scale)
