@@ -188,3 +188,14 @@ def test_stage_one_then_stage_two_is_the_whole_op(shape, block, rate, data_forma
     expected = _masking.apply_keep(x, (keep,), kept, scale)
     got = ops.drop_block(x, rate, block, seed=(7, 0), data_format=data_format, scale=scale)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_corner_decoding_is_exact_in_graphs():
+    # Grappler rewrites division by a constant as multiplication by the reciprocal; at 101
+    # exact multiples below 430k (divisor 3364, a 58x58 corner grid) that floors one too low,
+    # which painted a seed's block at a wrapped place. The decoding must stay exact.
+    n = np.arange(2 * 64 * 58 * 58, dtype=np.float64)
+    decode = tf.function(lambda v: _masking._floor_divide(v + 0.5, tf.constant(3364.0, tf.float64)))
+    np.testing.assert_array_equal(decode(tf.constant(n)).numpy(), np.floor(n / 3364.0))
+    plain = tf.function(lambda v: tf.floor(v / tf.constant(3364.0, tf.float64)))
+    assert (plain(tf.constant(n)).numpy() != np.floor(n / 3364.0)).any(), "the rewrite this guards against is gone"

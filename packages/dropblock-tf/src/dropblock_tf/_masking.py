@@ -65,22 +65,34 @@ def _buffer_index(
     buffer index is ``sum_a q_a * (mask_stride_a - grid_dim_{a+1} * mask_stride_{a+1})``
     plus ``pos * mask_stride_last``; the coefficient is zero unless axis ``a + 1`` is
     spatial (the mask is wider there) or ``a`` is the padded per-sample row axis. So there
-    is one division per such axis, done in float64: ``floor(n / d)`` is exact for
-    ``n < 2**53``, and float division is vectorised where integer division is not.
+    is one division per such axis, done in float64 (float division is vectorised where
+    integer division is not) and made exact by :func:`_floor_divide`.
     """
     grid_dims = plan.grid_dims
     grid_strides = _strides(grid_dims)
     last = len(grid_dims) - 1
     pos = tf.where(valid, positions, tf.zeros_like(positions))
-    pos_f = tf.cast(pos, tf.float64)
+    centred = tf.cast(pos, tf.float64) + 0.5  # see _floor_divide
     base = tf.cast(pos, index_dtype) * tf.cast(mask_strides[last], index_dtype)
     for a in range(last):
         if a + 1 not in plan.spatial_axes and not (a == 0 and per_sample):
             continue
         coefficient = mask_strides[a] - grid_dims[a + 1] * mask_strides[a + 1]
-        q = tf.floor(pos_f / tf.cast(grid_strides[a], tf.float64))
+        q = _floor_divide(centred, tf.cast(grid_strides[a], tf.float64))
         base = base + tf.cast(q, index_dtype) * tf.cast(coefficient, index_dtype)
     return base
+
+
+def _floor_divide(centred: tf.Tensor, d: tf.Tensor) -> tf.Tensor:
+    """``floor(n / d)`` from ``centred = n + 0.5`` (float64; integers ``0 <= n < 2**50``, ``d >= 1``).
+
+    ``(n + 0.5) / d`` lies at least ``0.5 / d`` from every integer, far more than the error
+    of any float64 division of it, correctly rounded or not. That matters: graph optimisers
+    rewrite division by a constant as multiplication by its reciprocal (grappler does, in
+    every graph this runs in, eager layer calls included), and a plain ``floor(n / d)`` then
+    came out one too low at some exact multiples, painting a seed's block at a wrapped place.
+    """
+    return tf.floor(centred / d)
 
 
 def paint(positions: tf.Tensor, valid: tf.Tensor, plan: Plan, *, per_sample: bool) -> tuple[tf.Tensor, tf.Tensor]:
