@@ -91,6 +91,35 @@ class MaskedGradientMissing(OracleAdapter):
         return out, np.where(out.values == 0, 0.0, cotangent)
 
 
+class LayerDropsTwice(OracleAdapter):
+    """A layer whose own state (rate in force) drops at twice its rate; the function is right."""
+
+    def make_layer(self, *, rank, seed, **params):
+        return super().make_layer(rank=rank, seed=seed, **{**params, "rate": min(1.0, 2 * params["rate"])})
+
+
+class ChannelHalvesShareMasks(OracleAdapter):
+    """per_channel=True draws C/2 masks and repeats them: channels c and c + C/2 share one."""
+
+    def call_functional(self, x, *, seed, dtype, training=True, **params):
+        out = super().call_functional(x, seed=seed, dtype=dtype, training=training, **params)
+        values = out.values.copy()
+        half = values.shape[1] // 2
+        values[:, half:] = np.where(values[:, :half] == 0, 0.0, values[:, half:])
+        values[:, :half] = np.where(values[:, half:] == 0, 0.0, values[:, :half])
+        return Output(values, out.dtype)
+
+
+class SampleScaleHalfPrecisionCount(OracleAdapter):
+    """torchvision's float16 overflow moved to the per-sample count of scale="sample"."""
+
+    def call_functional(self, x, *, seed, dtype, training=True, **params):
+        out = super().call_functional(x, seed=seed, dtype=dtype, training=training, **params)
+        if dtype == "float16" and params.get("scale") == "sample" and x[0].size > 65504:
+            return Output(np.zeros_like(out.values), dtype)
+        return out
+
+
 @pytest.mark.parametrize(
     ("adapter", "behaviour_id", "case_name"),
     [
@@ -104,6 +133,10 @@ class MaskedGradientMissing(OracleAdapter):
         (AcceptsAnyRate(), "rate-validation", "above-one"),
         (Float32Output(), "dtype", "f16"),
         (MaskedGradientMissing(), "gradient", "2d-batch"),
+        (LayerDropsTwice(), "expected-drop-fraction", "2d-14x14-k7"),
+        (LayerDropsTwice(), "block-clamp", "2d-4x4-k5"),
+        (ChannelHalvesShareMasks(), "per-channel", "2d-independent"),
+        (SampleScaleHalfPrecisionCount(), "dtype", "f16-sample-large"),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, OracleAdapter) else str(v),
 )

@@ -50,6 +50,19 @@ def _ones_sample(adapter: Any, case: Case) -> np.ndarray:
     return out.values
 
 
+def _ones_samples(adapter: Any, case: Case) -> list[tuple[str, np.ndarray]]:
+    """The functional form's and a fresh layer's training output on an all-ones input.
+
+    The statistical checks judge both: the layer has its own state (rate in force, seed
+    stream) and could draw at another rate than the function it wraps.
+    """
+    x = np.ones(case["shape"])
+    layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
+    out = adapter.call_layer(layer, x, dtype=case["dtype"], training=True)
+    assert np.isfinite(out.values).all(), "layer: non-finite values in the output"
+    return [("functional", _ones_sample(adapter, case)), ("layer", out.values)]
+
+
 def _assert_identity(x: np.ndarray, out: Any, dtype: str, what: str) -> None:
     assert out.dtype == dtype, f"{what}: dtype changed: {dtype} in, {out.dtype} out"
     assert np.array_equal(out.values, x), f"{what}: output differs from the input"
@@ -210,12 +223,13 @@ def golden_case(adapter: Any, behaviour: Behaviour, case: Case) -> None:
 def block_clamp(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     spatial, block = _geometry(case)
     assert block == spatial, "block-clamp cases must cover the whole map"
-    maps = _maps(case, _ones_sample(adapter, case)).reshape(-1, math.prod(spatial))
-    whole = maps.all(axis=1) | ~maps.any(axis=1)
-    assert whole.all(), f"{int((~whole).sum())} maps were dropped partly, not whole"
-    m, rate = maps.shape[0], case["rate"]
-    dropped = float(maps.all(axis=1).sum())
-    assert_within_z(dropped, m * rate, m * rate * (1 - rate), behaviour.tolerance["z"], "dropped maps")
+    for source, out in _ones_samples(adapter, case):
+        maps = _maps(case, out).reshape(-1, math.prod(spatial))
+        whole = maps.all(axis=1) | ~maps.any(axis=1)
+        assert whole.all(), f"{source}: {int((~whole).sum())} maps were dropped partly, not whole"
+        m, rate = maps.shape[0], case["rate"]
+        dropped = float(maps.all(axis=1).sum())
+        assert_within_z(dropped, m * rate, m * rate * (1 - rate), behaviour.tolerance["z"], f"{source}: dropped maps")
 
 
 def valid_region_seeds(adapter: Any, behaviour: Behaviour, case: Case) -> None:
@@ -238,13 +252,16 @@ def valid_region_seeds(adapter: Any, behaviour: Behaviour, case: Case) -> None:
 def expected_drop_fraction(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     spatial, block = _geometry(case)
     rate = case["rate"]
-    maps = _maps(case, _ones_sample(adapter, case))
-    m = maps.shape[0]
     mean = oracle.expected_drop_fraction(rate, spatial, block)
-    variance = oracle.drop_fraction_variance(rate, spatial, block) / m
-    assert_within_z(float(maps.mean()), mean, variance, behaviour.tolerance["z"], "mean dropped fraction")
     dropped_p = 1.0 - oracle.keep_probability(rate, spatial, block)
-    assert_binomial_counts(maps.sum(axis=0), m, dropped_p, behaviour.tolerance["family_alpha"], "per-position drops")
+    for source, out in _ones_samples(adapter, case):
+        maps = _maps(case, out)
+        m = maps.shape[0]
+        variance = oracle.drop_fraction_variance(rate, spatial, block) / m
+        z = behaviour.tolerance["z"]
+        assert_within_z(float(maps.mean()), mean, variance, z, f"{source}: mean dropped fraction")
+        alpha = behaviour.tolerance["family_alpha"]
+        assert_binomial_counts(maps.sum(axis=0), m, dropped_p, alpha, f"{source}: per-position drops")
 
 
 def per_channel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
@@ -254,18 +271,28 @@ def per_channel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     spatial, block = _geometry(case)
     rate = case["rate"]
     dropped = oracle.to_channels_first(_ones_sample(adapter, case) == 0, case["data_format"])
-    first, second = dropped[:, 0::2], dropped[:, 1::2]
-    pairs = first.shape[0] * first.shape[1]
-    co_dropped = float((first & second).sum())
+    n_samples, channels = dropped.shape[:2]
+    assert n_samples % 2 == 0, "independence cases need an even batch"
+    assert channels % 2 == 0, "independence cases need an even channel count"
     keep = oracle.keep_probability(rate, spatial, block).reshape(-1)
     g = gamma(rate, spatial, block)
     n = oracle.coverage_counts(spatial, block).reshape(-1)
     both_kept = (1.0 - g) ** (n[:, None] + n[None, :] - oracle.shared_coverage(spatial, block))
     both_dropped = 1.0 - keep[:, None] - keep[None, :] + both_kept
     q = 1.0 - keep
-    mean = pairs * float((q**2).sum())
-    variance = pairs * float((both_dropped**2).sum() - (q**2).sum() ** 2)
-    assert_within_z(co_dropped, mean, variance, behaviour.tolerance["z"], "positions dropped in both channels")
+    # Disjoint pairs of maps, each pair independent of the others: neighbouring channels,
+    # channels half the channel count apart, and samples half the batch apart.
+    pairings = {
+        "neighbouring channels": (dropped[:, 0::2], dropped[:, 1::2]),
+        "channels C/2 apart": (dropped[:, : channels // 2], dropped[:, channels // 2 :]),
+        "samples N/2 apart": (dropped[: n_samples // 2], dropped[n_samples // 2 :]),
+    }
+    for what, (first, second) in pairings.items():
+        pairs = first.shape[0] * first.shape[1]
+        co_dropped = float((first & second).sum())
+        mean = pairs * float((q**2).sum())
+        variance = pairs * float((both_dropped**2).sum() - (q**2).sum() ** 2)
+        assert_within_z(co_dropped, mean, variance, behaviour.tolerance["z"], f"positions dropped in both ({what})")
 
 
 # --- framework checks -----------------------------------------------------------------------------
