@@ -254,13 +254,12 @@ def expected_drop_fraction(adapter: Any, behaviour: Behaviour, case: Case) -> No
     rate = case["rate"]
     mean = oracle.expected_drop_fraction(rate, spatial, block)
     dropped_p = 1.0 - oracle.keep_probability(rate, spatial, block)
+    map_variance = oracle.drop_fraction_variance(rate, spatial, block)
+    z, alpha = behaviour.tolerance["z"], behaviour.tolerance["family_alpha"]
     for source, out in _ones_samples(adapter, case):
         maps = _maps(case, out)
         m = maps.shape[0]
-        variance = oracle.drop_fraction_variance(rate, spatial, block) / m
-        z = behaviour.tolerance["z"]
-        assert_within_z(float(maps.mean()), mean, variance, z, f"{source}: mean dropped fraction")
-        alpha = behaviour.tolerance["family_alpha"]
+        assert_within_z(float(maps.mean()), mean, map_variance / m, z, f"{source}: mean dropped fraction")
         assert_binomial_counts(maps.sum(axis=0), m, dropped_p, alpha, f"{source}: per-position drops")
 
 
@@ -280,6 +279,8 @@ def per_channel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     both_kept = (1.0 - g) ** (n[:, None] + n[None, :] - oracle.shared_coverage(spatial, block))
     both_dropped = 1.0 - keep[:, None] - keep[None, :] + both_kept
     q = 1.0 - keep
+    pair_mean = float((q**2).sum())  # co-dropped count of one pair of independent maps
+    pair_variance = float((both_dropped**2).sum() - (q**2).sum() ** 2)
     # Disjoint pairs of maps, each pair independent of the others: neighbouring channels,
     # channels half the channel count apart, and samples half the batch apart.
     pairings = {
@@ -287,12 +288,11 @@ def per_channel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
         "channels C/2 apart": (dropped[:, : channels // 2], dropped[:, channels // 2 :]),
         "samples N/2 apart": (dropped[: n_samples // 2], dropped[n_samples // 2 :]),
     }
+    z = behaviour.tolerance["z"]
     for what, (first, second) in pairings.items():
         pairs = first.shape[0] * first.shape[1]
         co_dropped = float((first & second).sum())
-        mean = pairs * float((q**2).sum())
-        variance = pairs * float((both_dropped**2).sum() - (q**2).sum() ** 2)
-        assert_within_z(co_dropped, mean, variance, behaviour.tolerance["z"], f"positions dropped in both ({what})")
+        assert_within_z(co_dropped, pairs * pair_mean, pairs * pair_variance, z, f"positions dropped in both ({what})")
 
 
 # --- framework checks -----------------------------------------------------------------------------
