@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dropblock_conformance import checks, oracle
-from dropblock_conformance.adapter import Output
+from dropblock_conformance.adapter import CompileResult, Output
 from dropblock_conformance.oracle_adapter import OracleAdapter
 from dropblock_conformance.spec import behaviour
 from dropblock_core import gamma_factor
@@ -120,6 +120,69 @@ class SampleScaleHalfPrecisionCount(OracleAdapter):
         return out
 
 
+class TrainsWhenModeIsLeftUnset(OracleAdapter):
+    """A Keras layer that treats ``training=None`` as training (Keras's default is inference)."""
+
+    def inference_calls(self, layer, x, *, dtype):
+        return {"training=None": self.call_layer(layer, x, dtype=dtype, training=True)}
+
+
+class RateMessageWithoutName(OracleAdapter):
+    """A rate error that gives the range but not the parameter's name."""
+
+    def make_layer(self, *, rank, seed, **params):
+        try:
+            return super().make_layer(rank=rank, seed=seed, **params)
+        except ValueError:
+            raise ValueError("value must lie in [0, 1]") from None
+
+
+class RankMessageWithoutExpectedRank(OracleAdapter):
+    """A wrong-rank error that prints only the shape it was given."""
+
+    def call_layer(self, layer, x, *, dtype, training):
+        if x.ndim != layer.rank + 2:
+            raise ValueError(f"bad input of shape {x.shape} ({x.ndim}D)")
+        return super().call_layer(layer, x, dtype=dtype, training=training)
+
+
+class FunctionalAcceptsIntegers(OracleAdapter):
+    """The layer rejects integer input, but the functional form casts it to float silently."""
+
+    def call_functional(self, x, *, seed, dtype, training=True, **params):
+        dtype = "float32" if dtype in ("int32", "bool") else dtype
+        return super().call_functional(x, seed=seed, dtype=dtype, training=training, **params)
+
+
+class EmptyInputLosesDtype(OracleAdapter):
+    """The functional form answers an empty input with a new float64 array (NumPy's default dtype)."""
+
+    def call_functional(self, x, *, seed, dtype, training=True, **params):
+        out = super().call_functional(x, seed=seed, dtype=dtype, training=training, **params)
+        return Output(out.values, "float64") if x.size == 0 else out
+
+
+class CompiledLikeEager(OracleAdapter):
+    """A framework stand-in whose "compiled" callable is the oracle itself, compiled once."""
+
+    is_framework = True
+    rate_factor = 1.0
+
+    def compile_check(self, x, rates, *, seed, **params):
+        dtype = params.pop("dtype", "float32")
+        outputs = [
+            self.call_functional(x, seed=seed, dtype=dtype, **params, rate=min(1.0, self.rate_factor * rate))
+            for rate in rates
+        ]
+        return CompileResult(outputs=outputs, compilations=1)
+
+
+class CompiledDropsTwice(CompiledLikeEager):
+    """The compiled path draws at twice the rate fed to it; every output is still a legal sample."""
+
+    rate_factor = 2.0
+
+
 @pytest.mark.parametrize(
     ("adapter", "behaviour_id", "case_name"),
     [
@@ -137,6 +200,15 @@ class SampleScaleHalfPrecisionCount(OracleAdapter):
         (LayerDropsTwice(), "block-clamp", "2d-4x4-k5"),
         (ChannelHalvesShareMasks(), "per-channel", "2d-independent"),
         (SampleScaleHalfPrecisionCount(), "dtype", "f16-sample-large"),
+        (TrainsWhenModeIsLeftUnset(), "inference-identity", "2d-f16"),
+        (RateMessageWithoutName(), "rate-validation", "above-one"),
+        (RankMessageWithoutExpectedRank(), "shapes", "2d-layer-given-5d"),
+        (RankMessageWithoutExpectedRank(), "shapes", "1d-layer-given-2d"),
+        (FunctionalAcceptsIntegers(), "dtype", "int32-raises"),
+        (EmptyInputLosesDtype(), "shapes", "2d-empty-channels"),
+        (CompiledDropsTwice(), "compile", "2d"),
+        (CompiledDropsTwice(), "compile", "1d-sample"),
+        (CompiledDropsTwice(), "compile", "3d-shared"),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, OracleAdapter) else str(v),
 )
@@ -148,3 +220,5 @@ def test_known_bug_is_caught(adapter, behaviour_id, case_name):
 def test_oracle_itself_passes_those_cases():
     for behaviour_id, case_name in [("per-channel", "2d-independent"), ("expected-drop-fraction", "2d-20x8-k3")]:
         run(OracleAdapter(), behaviour_id, case_name)
+    for case_name in ("2d", "1d-sample", "3d-shared"):
+        run(CompiledLikeEager(), "compile", case_name)

@@ -44,6 +44,11 @@ class Adapter(Protocol):
     dtypes: tuple[str, ...]
     #: Case id (``behaviour[case]``) or behaviour id -> reason it is expected to fail.
     expected_failures: Mapping[str, str]
+    #: False for the reference oracle: behaviours with ``applies_to: frameworks`` are not applicable.
+    is_framework: bool
+    #: Canonical parameter name -> the public API's name where they differ (PyTorch: ``{"rate": "p"}``).
+    #: Error messages must name the public one.
+    parameter_names: Mapping[str, str]
 
     def make_layer(self, *, rank: int, seed: int, **params: Any) -> Any:
         """Construct the public stateful layer/module. Bad parameters raise here."""
@@ -53,6 +58,15 @@ class Adapter(Protocol):
 
     def call_functional(self, x: np.ndarray, *, seed: int, dtype: str, training: bool = True, **params: Any) -> Output:
         """Call the stateless functional form; the same ``seed`` gives the same output."""
+
+    def inference_calls(self, layer: Any, x: np.ndarray, *, dtype: str) -> Mapping[str, Output]:
+        """``layer`` called on ``x`` in every other way its framework runs a layer for inference.
+
+        Beyond ``call_layer(..., training=False)``: Keras ``training=None`` and
+        ``Model.predict``, PyTorch ``.eval()`` under ``torch.inference_mode``, Flax
+        ``deterministic`` set at construction or through ``.eval()``. Keyed by a
+        description of the call; every output must be the input, bit for bit.
+        """
 
     def sample_seeds(self, shape: Sequence[int], *, seed: int, **params: Any) -> np.ndarray:
         """Stage 1: the seed corners the implementation draws for an input of ``shape``.

@@ -7,6 +7,7 @@ Each check takes the adapter, the behaviour (for its tolerance) and one case, an
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,8 @@ def inference_identity(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     _assert_identity(x, adapter.call_layer(layer, x, dtype=dtype, training=False), dtype, "layer")
     out = adapter.call_functional(x, seed=case["seed"], dtype=dtype, training=False, **case.params)
     _assert_identity(x, out, dtype, "functional")
+    for how, out in adapter.inference_calls(layer, x, dtype=dtype).items():
+        _assert_identity(x, out, dtype, f"layer, {how}")
 
 
 def rate_zero_identity(adapter: Any, behaviour: Behaviour, case: Case) -> None:
@@ -117,10 +120,14 @@ def shapes(adapter: Any, behaviour: Behaviour, case: Case) -> None:
         call_error(adapter, behaviour, case)
         return
     if math.prod(case["shape"]) == 0:
-        x = np.zeros(case["shape"])
+        x, dtype = np.zeros(case["shape"]), case["dtype"]
         layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
-        out = adapter.call_layer(layer, x, dtype=case["dtype"], training=True)
-        assert out.values.shape == x.shape, f"empty input of shape {x.shape} gave shape {out.values.shape}"
+        for what, out in (
+            ("layer", adapter.call_layer(layer, x, dtype=dtype, training=True)),
+            ("functional", adapter.call_functional(x, seed=case["seed"], dtype=dtype, **case.params)),
+        ):
+            assert out.values.shape == x.shape, f"{what}: empty input of shape {x.shape} gave shape {out.values.shape}"
+            assert out.dtype == dtype, f"{what}: dtype changed: {dtype} in, {out.dtype} out"
         return
     sampled_property(adapter, behaviour, case)
 
@@ -157,25 +164,38 @@ def gradient(adapter: Any, behaviour: Behaviour, case: Case) -> None:
 # --- error checks -------------------------------------------------------------------------
 
 
+def _assert_names(message: str, pattern: str, what: str) -> None:
+    assert re.search(pattern, message), f"the message {message!r} does not name {what}"
+
+
 def construction_error(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    """Bad parameters raise at construction, naming the parameter as the public API spells it (and the range)."""
     kwargs = {k: case.values[k] for k in ("rate", "block_size", "data_format", "per_channel", "scale")}
     if "raises" not in case.values:
         adapter.make_layer(rank=case.rank, seed=case["seed"], **kwargs)
         return
     with pytest.raises(EXCEPTIONS[case["raises"]]) as info:
         adapter.make_layer(rank=case.rank, seed=case["seed"], **kwargs)
-    needle = "[0, 1]" if behaviour.id == "rate-validation" else "block_size"
-    assert needle in str(info.value), f"the message {str(info.value)!r} does not name {needle!r}"
+    parameter = "rate" if behaviour.id == "rate-validation" else "block_size"
+    name = adapter.parameter_names.get(parameter, parameter)
+    _assert_names(str(info.value), rf"(?<![\w.]){re.escape(name)}(?!\w)", f"the parameter {name!r}")
+    if parameter == "rate":
+        _assert_names(str(info.value), re.escape("[0, 1]"), "the range [0, 1]")
 
 
 def call_error(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    """A wrong rank (layer) or a non-float dtype (layer and functional form) raises, with a message that says why."""
     layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
     x = _input(case)
     with pytest.raises(EXCEPTIONS[case["raises"]]) as info:
         adapter.call_layer(layer, x, dtype=case["dtype"], training=True)
     if case["raises"] == "ValueError":
-        expected_ndim = str(case.rank + 2)
-        assert expected_ndim in str(info.value), f"the message {str(info.value)!r} does not name {expected_ndim} dims"
+        expected = case.rank + 2
+        assert str(expected) not in "".join(map(str, x.shape)), "the case's shape must not spell the expected rank"
+        _assert_names(str(info.value), rf"\b{expected}(?:D\b|-dim)", f"the expected rank ({expected}D)")
+        return
+    with pytest.raises(EXCEPTIONS[case["raises"]]):
+        adapter.call_functional(x, seed=case["seed"], dtype=case["dtype"], **case.params)
 
 
 # --- exact checks ---------------------------------------------------------------------------
@@ -249,18 +269,24 @@ def valid_region_seeds(adapter: Any, behaviour: Behaviour, case: Case) -> None:
         assert_binomial_counts(counts, total / seeds_cf.shape[axis], np.full(counts.shape, g), alpha, f"axis {axis}")
 
 
+def _assert_drop_fraction(case: Case, out: np.ndarray, rate: float, z: float, source: str) -> None:
+    """The mean dropped fraction of ``out``'s independent maps is within ``z`` sd of the closed form."""
+    spatial, block = _geometry(case)
+    maps = _maps(case, out)
+    mean = oracle.expected_drop_fraction(rate, spatial, block)
+    variance = oracle.drop_fraction_variance(rate, spatial, block) / maps.shape[0]
+    assert_within_z(float(maps.mean()), mean, variance, z, f"{source}: mean dropped fraction")
+
+
 def expected_drop_fraction(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     spatial, block = _geometry(case)
     rate = case["rate"]
-    mean = oracle.expected_drop_fraction(rate, spatial, block)
     dropped_p = 1.0 - oracle.keep_probability(rate, spatial, block)
-    map_variance = oracle.drop_fraction_variance(rate, spatial, block)
     z, alpha = behaviour.tolerance["z"], behaviour.tolerance["family_alpha"]
     for source, out in _ones_samples(adapter, case):
+        _assert_drop_fraction(case, out, rate, z, source)
         maps = _maps(case, out)
-        m = maps.shape[0]
-        assert_within_z(float(maps.mean()), mean, map_variance / m, z, f"{source}: mean dropped fraction")
-        assert_binomial_counts(maps.sum(axis=0), m, dropped_p, alpha, f"{source}: per-position drops")
+        assert_binomial_counts(maps.sum(axis=0), maps.shape[0], dropped_p, alpha, f"{source}: per-position drops")
 
 
 def per_channel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
@@ -299,8 +325,6 @@ def per_channel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
 
 
 def _capability(adapter: Any, method: str) -> Callable[..., Any]:
-    if adapter.name == "oracle" and method != "schedule_check":
-        pytest.skip("not applicable: the oracle has no compiler, exporter or data-parallel engine")
     if not hasattr(adapter, method):
         raise AssertionError(f"the {adapter.name} adapter does not implement {method}()")
     return getattr(adapter, method)
@@ -319,6 +343,7 @@ def compile_behaviour(adapter: Any, behaviour: Behaviour, case: Case) -> None:
             assert (out.values == 0).all(), "compiled, rate 1: elements kept"
         else:
             assert_valid_sample(x, out, {**params, "rate": rate}, dtype)
+            _assert_drop_fraction(case, out.values, rate, behaviour.tolerance["z"], f"compiled, rate {rate}")
     assert result.compilations == 1, f"compiled {result.compilations} times for {len(case['rates'])} rates"
 
 

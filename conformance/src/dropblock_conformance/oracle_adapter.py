@@ -44,6 +44,8 @@ class OracleAdapter:
     data_formats = ("channels_first", "channels_last")
     dtypes = DTYPES
     expected_failures: Mapping[str, str] = MappingProxyType({})
+    is_framework = False
+    parameter_names: Mapping[str, str] = MappingProxyType({})
 
     def make_layer(self, *, rank: int, seed: int, **params: Any) -> OracleLayer:
         return OracleLayer(rank=rank, seed=seed, **params)
@@ -57,6 +59,9 @@ class OracleAdapter:
         _check_input(x, dtype)
         out = oracle.drop_block(x, rng=np.random.default_rng(seed), dtype=dtype, training=training, **params)
         return Output(out, dtype)
+
+    def inference_calls(self, layer: OracleLayer, x: np.ndarray, *, dtype: str) -> Mapping[str, Output]:
+        return {}  # the oracle has one inference mode, training=False
 
     def sample_seeds(self, shape: Sequence[int], *, seed: int, **params: Any) -> np.ndarray:
         return oracle.sample_seeds(

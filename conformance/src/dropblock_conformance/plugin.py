@@ -4,7 +4,8 @@
 --dropblock-impl torch`` (or ``python -m dropblock_conformance torch``). Adapters are
 found through the ``dropblock.conformance`` entry-point group. Cases listed in the
 adapter's ``expected_failures`` are marked strict xfail (with their reason); cases whose
-data format or dtype the implementation does not offer are skipped as not applicable.
+data format or dtype the implementation does not offer, and framework-only behaviours
+(``applies_to: frameworks``) for the oracle, are skipped as not applicable.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def not_applicable(adapter: Any, case: Case) -> str | None:
+    if behaviour(case.behaviour_id).applies_to == "frameworks" and not adapter.is_framework:
+        return f"{adapter.name} is not a framework: it has no compiler, exporter or data-parallel engine"
     data_format = case.get("data_format")
     if data_format and data_format not in adapter.data_formats:
         return f"{adapter.name} takes {', '.join(adapter.data_formats)} input only"

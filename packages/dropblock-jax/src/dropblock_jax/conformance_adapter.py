@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +56,8 @@ class JaxAdapter:
     data_formats = ("channels_first", "channels_last")
     dtypes = _DTYPES
     expected_failures: ClassVar[dict[str, str]] = {}
+    is_framework = True
+    parameter_names: ClassVar[dict[str, str]] = {}
 
     def make_layer(self, *, rank: int, seed: int, **params: Any) -> Any:
         from flax import nnx
@@ -73,6 +75,32 @@ class JaxAdapter:
     def call_layer(self, layer: Any, x: np.ndarray, *, dtype: str, training: bool) -> Output:
         with _precision(dtype):
             return _output(layer(_to_jax(x, dtype), deterministic=not training))
+
+    def inference_calls(self, layer: Any, x: np.ndarray, *, dtype: str) -> dict[str, Output]:
+        """NNX: ``deterministic`` at construction, ``nnx.view`` and ``.eval()``; Linen: ``deterministic=True``."""
+        from flax import nnx
+
+        from . import linen
+        from .nnx import DropBlock
+
+        settings = {
+            "data_format": layer.data_format,
+            "per_channel": layer.per_channel,
+            "scale": layer.scale,
+            "spatial_dims": x.ndim - 2,
+        }
+        built = DropBlock(layer.rate, layer.block_size, deterministic=True, **settings, rngs=nnx.Rngs(dropout=0))
+        linen_layer = linen.DropBlock(layer.rate, layer.block_size, deterministic=True, **settings)
+        with _precision(dtype):
+            xj = _to_jax(x, dtype)
+            outputs = {
+                "nnx, deterministic=True at construction": _output(built(xj)),
+                "nnx.view(deterministic=True)": _output(nnx.view(layer, deterministic=True)(xj)),
+                "linen, deterministic=True at construction": _output(cast(jax.Array, linen_layer.apply({}, xj))),
+            }
+            layer.eval()
+            outputs["nnx, after .eval()"] = _output(layer(xj))
+        return outputs
 
     def call_functional(self, x: np.ndarray, *, seed: int, dtype: str, training: bool = True, **params: Any) -> Output:
         with _precision(dtype):

@@ -51,6 +51,8 @@ class TFAdapter:
     data_formats = ("channels_first", "channels_last")
     dtypes = _FLOATS
     expected_failures: Mapping[str, str] = MappingProxyType({})
+    is_framework = True
+    parameter_names: Mapping[str, str] = MappingProxyType({})
 
     # -- layer and functional form --------------------------------------------------------
 
@@ -62,6 +64,20 @@ class TFAdapter:
         if dtype in _FLOATS and layer.compute_dtype != dtype:
             layer.dtype_policy = dtype
         return _output(layer(_tensor(x, dtype), training=training))
+
+    def inference_calls(self, layer: _DropBlockND, x: np.ndarray, *, dtype: str) -> dict[str, Output]:
+        """``training`` left to Keras: a direct call, a functional model's call and ``Model.predict``."""
+        if layer.compute_dtype != dtype:
+            layer.dtype_policy = dtype
+        inputs = keras.Input(x.shape[1:], batch_size=x.shape[0], dtype=dtype)
+        model = keras.Model(inputs, layer(inputs))
+        xt = _tensor(x, dtype)
+        predicted = np.asarray(model.predict(xt, batch_size=x.shape[0], verbose=0))
+        return {
+            "training=None": _output(layer(xt)),
+            "in a Model, training=None": _output(model(xt)),
+            "Model.predict": Output(predicted.astype(np.float64), predicted.dtype.name),
+        }
 
     def call_functional(self, x: np.ndarray, *, seed: int, dtype: str, training: bool = True, **params: Any) -> Output:
         y = ops.drop_block(

@@ -79,6 +79,8 @@ class TorchAdapter:
     data_formats = ("channels_first",)
     dtypes = ("float16", "bfloat16", "float32", "float64")
     expected_failures: ClassVar[dict[str, str]] = {}
+    is_framework = True
+    parameter_names: ClassVar[dict[str, str]] = {"rate": "p"}
 
     def make_layer(self, *, rank: int, seed: int, **params: Any) -> SeededLayer:
         return SeededLayer(_MODULES[rank](**_torch_params(params)), _generator(seed))
@@ -87,6 +89,17 @@ class TorchAdapter:
         layer.module.train(training)
         with torch.no_grad():
             return to_output(layer.module(to_torch(x, dtype), generator=layer.generator))
+
+    def inference_calls(self, layer: SeededLayer, x: np.ndarray, *, dtype: str) -> dict[str, Output]:
+        module = layer.module.eval()
+        inp = to_torch(x, dtype)
+        with torch.inference_mode():
+            under_inference_mode = to_output(module(inp, generator=layer.generator))
+        with_grad = module(inp.clone().requires_grad_(), generator=layer.generator)
+        return {
+            "eval() under torch.inference_mode": under_inference_mode,
+            "eval(), input requiring grad": to_output(with_grad),
+        }
 
     def _functional(self, x: torch.Tensor, seed: int, training: bool, params: Mapping[str, Any]) -> torch.Tensor:
         kwargs = _torch_params(params)
