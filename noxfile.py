@@ -50,8 +50,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def spec(session: nox.Session) -> None:
-    """Validate the YAML against its schema, self-test the oracle, run the suite on it."""
-    install(session, *SHARED)
+    """Validate the YAML against its schema, self-test the oracle and the ONNX judge, run the suite on the oracle."""
+    install(session, "./packages/dropblock-core", "./conformance[onnx]")
     session.run("python", "-m", "dropblock_conformance.validate", env=CHECKOUT_SPEC)
     session.run("python", "-m", "dropblock_conformance.golden", "--check", env=CHECKOUT_SPEC)
     session.run("pytest", "-q", "--doctest-modules", "packages/dropblock-core")
@@ -71,8 +71,7 @@ def framework_session(session: nox.Session, framework: str) -> None:
     install(session, *SHARED, f"{package(framework)}[test]", "mypy")
     src = f"{package(framework)}/src/dropblock_{framework}"
     session.run("mypy", src)
-    # The ONNX export tests run once, in `nox -s onnx`; the suite's onnx-inference cases run here too.
-    session.run("pytest", "-q", f"{package(framework)}/tests", "-k", "not onnx", *session.posargs)
+    session.run("pytest", "-q", f"{package(framework)}/tests", *session.posargs)
     # Doctests run against the installed wheel, the code users get (not the src checkout).
     session.run("pytest", "-q", "--doctest-modules", "--pyargs", f"dropblock_{framework}")
     run_suite(session, framework)
@@ -121,7 +120,7 @@ def lowest(session: nox.Session, framework: str) -> None:
     pins = lowest_versions(framework)
     session.install(*pins, *SHARED, package(framework), "pytest")
     session.log(f"lowest versions: {' '.join(pins)}")
-    session.run("pytest", "-q", f"{package(framework)}/tests", "-k", "not onnx")
+    session.run("pytest", "-q", f"{package(framework)}/tests")
     run_suite(session, framework, "-k", "not onnx", report_name=f"{framework}-lowest")
 
 
@@ -156,9 +155,8 @@ def conformance(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("framework", FRAMEWORKS)
 def onnx(session: nox.Session, framework: str) -> None:
-    """Inference-mode ONNX export of a small CNN holding the layer, checked in onnxruntime."""
+    """Inference-mode ONNX export of a small CNN holding the layer, judged by the suite (onnxruntime)."""
     install(session, *SHARED, f"{package(framework)}[test]")
-    session.run("pytest", "-q", f"{package(framework)}/tests", "-k", "onnx")
     # The docs' recipes for this framework (docs/onnx.md and the home page's examples).
     session.run("pytest", "-q", "docs/test_recipes.py", "-k", framework)
     run_suite(session, framework, "-k", "onnx-inference")

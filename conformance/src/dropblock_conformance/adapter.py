@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from dropblock_core.results import CheckReport, CompileResult, Output, ScheduleResult
+from dropblock_core.results import CheckReport, CompileResult, OnnxExport, Output, ScheduleResult
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -105,8 +105,8 @@ class OptionalCapabilities(Protocol):
     ) -> ScheduleResult:
         """Drive the framework's scheduled-DropBlock helper and checkpoint it."""
 
-    def onnx_check(self, *, rank: int) -> CheckReport:
-        """Export a small model holding the layer to ONNX in inference mode and compare."""
+    def onnx_export(self, *, rank: int) -> OnnxExport:
+        """Export a small model of ``rank`` holding the layer to ONNX in inference mode, and run it in the framework."""
 
     def data_parallel_check(self) -> CheckReport:
         """Run the layer under the framework's data-parallel engine."""

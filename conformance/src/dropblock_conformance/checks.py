@@ -17,6 +17,7 @@ import pytest
 from dropblock_core import clamp_block, gamma, linear_ramp, normalize_block_size, valid_corners
 
 from . import oracle
+from .exported import judge_onnx
 from .golden import golden_input, load_case
 from .invariants import assert_close_ulp, assert_valid_sample
 from .spec import Behaviour, Case, golden
@@ -373,7 +374,7 @@ def _report(report: Any) -> None:
 
 
 def onnx_inference(adapter: Any, behaviour: Behaviour, case: Case) -> None:
-    _report(_capability(adapter, "onnx_check")(rank=case["rank"]))
+    judge_onnx(_capability(adapter, "onnx_export")(rank=case["rank"]))
 
 
 def data_parallel(adapter: Any, behaviour: Behaviour, case: Case) -> None:

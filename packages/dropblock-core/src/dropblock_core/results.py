@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["CheckReport", "CompileResult", "Output", "ScheduleResult"]
+__all__ = ["CheckReport", "CompileResult", "OnnxExport", "Output", "ScheduleResult"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,20 @@ class ScheduleResult:
     rates: Sequence[float]
     restored_rate: float
     continued_rate: float
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """A small model holding the layer, exported to ONNX in inference mode, and its framework outputs.
+
+    ``model`` is the serialized ``ModelProto``, exported with a symbolic batch dimension.
+    ``runs`` pairs inputs of at least two batch sizes (float32, in the model's layout) with
+    the framework's own inference-mode output for each; the suite runs the exported model
+    in onnxruntime and judges everything else itself.
+    """
+
+    model: bytes
+    runs: Sequence[tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)

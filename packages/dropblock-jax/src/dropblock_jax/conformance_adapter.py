@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _painting, functional
-from ._core.results import CheckReport, CompileResult, Output, ScheduleResult
+from ._core.results import CheckReport, CompileResult, OnnxExport, Output, ScheduleResult
 from ._layout import Layout
 from .functional import drop_block
 
@@ -164,10 +164,10 @@ class JaxAdapter:
         rates, restored, continued = schedule_round_trip(target, total_steps, start, probe_steps, restore_step)
         return ScheduleResult(rates=rates, restored_rate=restored, continued_rate=continued)
 
-    def onnx_check(self, *, rank: int) -> CheckReport:
-        from ._onnx_check import onnx_export_checks
+    def onnx_export(self, *, rank: int) -> OnnxExport:
+        from ._onnx_export import onnx_export
 
-        return CheckReport(onnx_export_checks(rank))
+        return onnx_export(rank)
 
     def data_parallel_check(self) -> CheckReport:
         from ._parallel_check import data_parallel_checks

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from . import _masking, ops
 from ._core import normalize_block_size
-from ._core.results import CheckReport, CompileResult, Output, ScheduleResult
+from ._core.results import CheckReport, CompileResult, OnnxExport, Output, ScheduleResult
 from ._plan import dims_of, make_plan
 from .layers import DropBlock1D, DropBlock2D, DropBlock3D, _DropBlockND
 from .schedule import DropBlockSchedule
@@ -197,10 +197,10 @@ class TFAdapter:
             rates=[by_step[s] for s in probe_steps], restored_rate=restored_rate, continued_rate=rate_of(restored)
         )
 
-    def onnx_check(self, *, rank: int) -> CheckReport:
-        from ._onnx_check import onnx_check
+    def onnx_export(self, *, rank: int) -> OnnxExport:
+        from ._onnx_export import onnx_export
 
-        return CheckReport(onnx_check(rank))
+        return onnx_export(rank)
 
     def data_parallel_check(self) -> CheckReport:
         """Runs ``dropblock_tf._data_parallel`` in a subprocess (logical devices must precede TF's start-up)."""

@@ -20,7 +20,7 @@ from torch import nn
 
 from . import functional
 from ._core import normalize_block_size, sparse_is_cheaper, validate_data_format
-from ._core.results import CheckReport, CompileResult, Output, ScheduleResult
+from ._core.results import CheckReport, CompileResult, OnnxExport, Output, ScheduleResult
 from ._geometry import make_plan
 from .modules import DropBlock1d, DropBlock2d, DropBlock3d, _DropBlockNd
 from .schedule import LinearDropBlockSchedule
@@ -189,10 +189,10 @@ class TorchAdapter:
         restored_schedule.step()
         return ScheduleResult(rates=rates, restored_rate=restored_rate, continued_rate=rate(restored))
 
-    def onnx_check(self, *, rank: int) -> CheckReport:
-        from ._onnx_check import onnx_check
+    def onnx_export(self, *, rank: int) -> OnnxExport:
+        from ._onnx_export import onnx_export
 
-        return CheckReport(onnx_check(rank))
+        return onnx_export(rank)
 
     def data_parallel_check(self) -> CheckReport:
         from ._ddp_check import data_parallel_check

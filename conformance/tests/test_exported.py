@@ -1,0 +1,52 @@
+"""The ONNX judge fails every kind of bad export and passes a clean one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper  # noqa: E402
+
+from dropblock_conformance.exported import judge_onnx  # noqa: E402
+from dropblock_core.results import OnnxExport  # noqa: E402
+
+
+def relu_model(*, batch: str | int = "B", extra: list | None = None, node_name: str = "relu") -> bytes:
+    """X (batch, 3) -> Relu -> Y, optionally with more nodes feeding a second, unused output."""
+    nodes = [helper.make_node("Relu", ["X"], ["Y"], name=node_name), *(extra or [])]
+    outputs = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [batch, 3])]
+    if extra:
+        outputs.append(helper.make_tensor_value_info(extra[-1].output[0], TensorProto.FLOAT, [batch, 3]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [batch, 3])], outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model.SerializeToString()
+
+
+def runs(*batches: int, offset: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(n, 3)).astype(np.float32) for n in batches]
+    return [(x, np.maximum(x, 0) + offset) for x in xs]
+
+
+def test_a_clean_export_passes():
+    judge_onnx(OnnxExport(relu_model(), runs(1, 3)))
+
+
+@pytest.mark.parametrize(
+    ("export", "complaint"),
+    [
+        (OnnxExport(relu_model(extra=[helper.make_node("RandomUniformLike", ["X"], ["R"])]), runs(1, 3)), "traces"),
+        (OnnxExport(relu_model(extra=[helper.make_node("Dropout", ["X"], ["D"])]), runs(1, 3)), "traces"),
+        (OnnxExport(relu_model(node_name="model/drop_block2d/relu"), runs(1, 3)), "traces"),
+        (OnnxExport(relu_model(batch=3), runs(3, 3)), "fixed"),
+        (OnnxExport(relu_model(), runs(2, 2)), "two batch sizes"),
+        (OnnxExport(relu_model(), runs(1, 3, offset=1e-3)), "differs"),
+    ],
+    ids=["random-op", "dropout-op", "named-after-the-layer", "static-batch", "one-batch-size", "wrong-values"],
+)
+def test_a_bad_export_fails(export, complaint):
+    with pytest.raises(AssertionError, match=complaint):
+        judge_onnx(export)
