@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dropblock_conformance import checks, oracle
-from dropblock_conformance.adapter import CompileResult, Output
+from dropblock_conformance.adapter import CompileResult, DataParallelRun, Output
 from dropblock_conformance.oracle_adapter import OracleAdapter
 from dropblock_conformance.spec import behaviour
 from dropblock_core import gamma_factor
@@ -183,6 +183,44 @@ class CompiledDropsTwice(CompiledLikeEager):
     rate_factor = 2.0
 
 
+class ReplicasOfTheOracle(OracleAdapter):
+    """A DDP-like stand-in: two replicas call the oracle on the same input, each scaling by its own batch."""
+
+    name = "torch"
+    is_framework = True
+
+    def replica_outputs(self, x, params):
+        return [self.call_functional(x, seed=r, dtype="float32", **params).values for r in range(2)]
+
+    def data_parallel_run(self, *, rate, block_size, scale, per_channel):
+        x = np.ones((4, 8, 12, 12))
+        params = {"rate": rate, "block_size": block_size, "scale": scale, "per_channel": per_channel}
+        return DataParallelRun("channels_first", [x, x], self.replica_outputs(x, params), {"step ran": True})
+
+
+class ReplicasShareOneMask(ReplicasOfTheOracle):
+    """Every rank seeded alike draws the same mask (a plain per-rank generator)."""
+
+    def replica_outputs(self, x, params):
+        first = super().replica_outputs(x, params)[0]
+        return [first, first]
+
+
+class ReplicasScaleByTheGlobalBatch(ReplicasOfTheOracle):
+    """The scale counts the kept elements of all replicas (an all-reduce), where the spec says the local batch."""
+
+    def replica_outputs(self, x, params):
+        dropped = [out == 0 for out in super().replica_outputs(x, params)]
+        factor = np.float32(sum(d.size for d in dropped) / sum(int((~d).sum()) for d in dropped))
+        return [np.where(d, 0.0, x * factor) for d in dropped]
+
+
+class ShardsScaleLocallyInAGlobalView(ReplicasOfTheOracle):
+    """JAX's global view, but each shard scales by its own batch: the global call is no longer one DropBlock."""
+
+    name = "jax"
+
+
 @pytest.mark.parametrize(
     ("adapter", "behaviour_id", "case_name"),
     [
@@ -209,6 +247,9 @@ class CompiledDropsTwice(CompiledLikeEager):
         (CompiledDropsTwice(), "compile", "2d"),
         (CompiledDropsTwice(), "compile", "1d-sample"),
         (CompiledDropsTwice(), "compile", "3d-shared"),
+        (ReplicasShareOneMask(), "data-parallel", "engine"),
+        (ReplicasScaleByTheGlobalBatch(), "data-parallel", "engine"),
+        (ShardsScaleLocallyInAGlobalView(), "data-parallel", "engine"),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, OracleAdapter) else str(v),
 )
@@ -222,3 +263,4 @@ def test_oracle_itself_passes_those_cases():
         run(OracleAdapter(), behaviour_id, case_name)
     for case_name in ("2d", "1d-sample", "3d-shared"):
         run(CompiledLikeEager(), "compile", case_name)
+    run(ReplicasOfTheOracle(), "data-parallel", "engine")

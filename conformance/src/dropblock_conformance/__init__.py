@@ -3,6 +3,6 @@
 Run it against an installed implementation with ``python -m dropblock_conformance torch``.
 """
 
-from .adapter import Adapter, CheckReport, CompileResult, OnnxExport, Output, ScheduleResult
+from .adapter import Adapter, CompileResult, DataParallelRun, OnnxExport, Output, ScheduleResult
 
-__all__ = ["Adapter", "CheckReport", "CompileResult", "OnnxExport", "Output", "ScheduleResult"]
+__all__ = ["Adapter", "CompileResult", "DataParallelRun", "OnnxExport", "Output", "ScheduleResult"]

@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from dropblock_core.results import CheckReport, CompileResult, OnnxExport, Output, ScheduleResult
+from dropblock_core.results import CompileResult, DataParallelRun, OnnxExport, Output, ScheduleResult
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -108,5 +108,5 @@ class OptionalCapabilities(Protocol):
     def onnx_export(self, *, rank: int) -> OnnxExport:
         """Export a small model of ``rank`` holding the layer to ONNX in inference mode, and run it in the framework."""
 
-    def data_parallel_check(self) -> CheckReport:
-        """Run the layer under the framework's data-parallel engine."""
+    def data_parallel_run(self, *, rate: float, block_size: Any, scale: str, per_channel: bool) -> DataParallelRun:
+        """Train under the framework's data-parallel engine, and call a layer so made once on every replica."""

@@ -17,6 +17,7 @@ import pytest
 from dropblock_core import clamp_block, gamma, linear_ramp, normalize_block_size, valid_corners
 
 from . import oracle
+from .adapter import Output
 from .exported import judge_onnx
 from .golden import golden_input, load_case
 from .invariants import assert_close_ulp, assert_valid_sample
@@ -367,18 +368,42 @@ def schedule(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     assert abs(result.continued_rate - continued) <= 1e-6, f"rate after restore + 1 step {result.continued_rate}"
 
 
-def _report(report: Any) -> None:
-    failed = {k: v for k, v in report.checks.items() if v is not True}
-    assert report.checks, "the adapter reported no checks"
-    assert not failed, f"failed sub-checks: {failed}"
-
-
 def onnx_inference(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     judge_onnx(_capability(adapter, "onnx_export")(rank=case["rank"]))
 
 
 def data_parallel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
-    _report(_capability(adapter, "data_parallel_check")())
+    """Replicas draw different masks, and each scale counts what the spec decided for the framework."""
+    params = {k: case[k] for k in ("rate", "block_size", "scale", "per_channel")}
+    run = _capability(adapter, "data_parallel_run")(**params)
+    failed = {name: outcome for name, outcome in run.checks.items() if outcome is not True}
+    assert run.checks, "the adapter reported no engine sub-checks (a training step under the engine)"
+    assert not failed, f"failed engine sub-checks: {failed}"
+    replicas = len(run.outputs)
+    assert replicas >= 2, f"{replicas} replica outputs: the engine must run two replicas or more"
+    assert len(run.inputs) == replicas, f"{replicas} outputs for {len(run.inputs)} inputs"
+    zeros = [out == 0 for out in run.outputs]
+    for r in range(1, replicas):
+        assert not np.array_equal(zeros[0], zeros[r]), f"replicas 0 and {r} drew the same mask"
+    counted_over = case["scale_over"].get(adapter.name)
+    assert counted_over, f"the spec decides no cross-replica scale for {adapter.name}"
+    sample = {**params, "data_format": run.data_format}
+    if counted_over == "replica":
+        pairs = enumerate(zip(run.inputs, run.outputs, strict=True))
+        judged = [(f"replica {r}, scaled by its own batch", x, out) for r, (x, out) in pairs]
+    else:
+        judged = [
+            (
+                "the replicas together, scaled by the global batch",
+                np.concatenate(run.inputs),
+                np.concatenate(run.outputs),
+            )
+        ]
+    for what, x, out in judged:
+        try:
+            assert_valid_sample(x, Output(out, "float32"), sample, "float32")
+        except AssertionError as error:
+            raise AssertionError(f"{what}: {error}") from error
 
 
 CHECKS: dict[str, Check] = {

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["CheckReport", "CompileResult", "OnnxExport", "Output", "ScheduleResult"]
+__all__ = ["CompileResult", "DataParallelRun", "OnnxExport", "Output", "ScheduleResult"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,17 @@ class OnnxExport:
 
 
 @dataclass(frozen=True)
-class CheckReport:
-    """Named sub-checks of a framework-level behaviour, each ``True`` or a failure reason."""
+class DataParallelRun:
+    """One training-mode call of the layer under a data-parallel engine, replica by replica.
 
+    ``inputs[r]`` and ``outputs[r]`` are replica ``r``'s local input (non-zero values) and
+    its output, in ``data_format``, as float64 copies of float32 values. ``checks`` are
+    the engine-level sub-checks no output shows (gradients in sync across ranks, a
+    ``fit`` that runs, reproducibility), each ``True`` or a failure reason; the suite
+    judges the masks and the scale from the outputs itself.
+    """
+
+    data_format: str
+    inputs: Sequence[np.ndarray]
+    outputs: Sequence[np.ndarray]
     checks: Mapping[str, bool | str] = field(default_factory=dict)

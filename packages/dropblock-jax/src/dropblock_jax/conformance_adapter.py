@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _painting, functional
-from ._core.results import CheckReport, CompileResult, OnnxExport, Output, ScheduleResult
+from ._core.results import CompileResult, DataParallelRun, OnnxExport, Output, ScheduleResult
 from ._layout import Layout
 from .functional import drop_block
 
@@ -169,10 +169,10 @@ class JaxAdapter:
 
         return onnx_export(rank)
 
-    def data_parallel_check(self) -> CheckReport:
-        from ._parallel_check import data_parallel_checks
+    def data_parallel_run(self, *, rate: float, block_size: Any, scale: str, per_channel: bool) -> DataParallelRun:
+        from ._parallel_check import data_parallel_run
 
-        return CheckReport(data_parallel_checks())
+        return data_parallel_run({"rate": rate, "block_size": block_size, "scale": scale, "per_channel": per_channel})
 
 
 ADAPTER = JaxAdapter()

@@ -1,17 +1,20 @@
-"""Data-parallel check (issue 8), run as ``python -m dropblock_tf._data_parallel``.
+"""Data-parallel run (issue 8): ``python -m dropblock_tf._data_parallel '{"rate": 0.3, "block_size": 3, ...}'``.
 
 Splits the CPU into two logical devices (possible only before TensorFlow initialises,
-hence a separate process) and prints one JSON object of named sub-checks:
+hence a separate process) and prints one JSON object: each replica's output of one layer
+call under a ``MirroredStrategy`` on the same all-ones input (the conformance suite judges
+their masks and scales: the layer folds the replica id into its seed, and
+``scale="batch"`` counts the replica's local batch), and named sub-checks:
 
-* each replica of a ``MirroredStrategy`` draws its own masks (identical inputs, different
-  zero patterns): the layer folds the replica id into its seed;
-* ``scale="batch"`` normalises by the replica's local batch;
+* successive steps draw new masks;
 * ``model.fit`` trains under the strategy, and a seeded run is reproducible.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -48,7 +51,7 @@ def _fit_once(strategy: tf.distribute.Strategy) -> list[np.ndarray]:
     return [np.asarray(w) for w in model.get_weights()]
 
 
-def main() -> dict[str, bool | str]:
+def main(layer_args: dict[str, Any]) -> dict[str, Any]:
     strategy = _setup()
     import keras
 
@@ -58,7 +61,7 @@ def main() -> dict[str, bool | str]:
     n = strategy.num_replicas_in_sync
     checks["two_replicas"] = True if n == 2 else f"{n} replicas"
     with strategy.scope():
-        layer = DropBlock2D(0.3, 3, seed=1, scale="batch")
+        layer = DropBlock2D(layer_args["rate"], layer_args["block_size"], seed=1, **_options(layer_args))
     x = tf.ones((2, 12, 12, 4))
 
     @tf.function
@@ -67,14 +70,6 @@ def main() -> dict[str, bool | str]:
         return strategy.experimental_local_results(per_replica)
 
     outs = [np.asarray(o) for o in step()]
-    differ = not np.array_equal(outs[0] == 0, outs[1] == 0)
-    checks["replica_masks_differ"] = True if differ else "both replicas drew the same mask"
-    local_ok = []
-    for out in outs:
-        kept = int((out != 0).sum())
-        expected = out.size / kept if kept else 0.0
-        local_ok.append(bool(np.allclose(out[out != 0], np.float32(expected), rtol=1e-6)))
-    checks["batch_scale_is_local"] = True if all(local_ok) else "kept values are not numel/kept of the replica batch"
     again = [np.asarray(o) for o in step()]
     checks["successive_steps_differ"] = True if not np.array_equal(again[0], outs[0]) else "same mask twice"
     try:
@@ -86,8 +81,17 @@ def main() -> dict[str, bool | str]:
     except Exception as err:  # reported as a failed sub-check
         checks["fit_runs"] = f"{type(err).__name__}: {err}"
     del keras
-    return checks
+    return {
+        "data_format": "channels_last",
+        "input": np.asarray(x).tolist(),
+        "outputs": [out.tolist() for out in outs],
+        "checks": checks,
+    }
+
+
+def _options(layer_args: dict[str, Any]) -> dict[str, Any]:
+    return {k: layer_args[k] for k in ("scale", "per_channel") if k in layer_args}
 
 
 if __name__ == "__main__":
-    print(json.dumps(main()))
+    print(json.dumps(main(json.loads(sys.argv[1]))))

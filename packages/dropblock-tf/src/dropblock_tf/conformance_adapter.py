@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from . import _masking, ops
 from ._core import normalize_block_size
-from ._core.results import CheckReport, CompileResult, OnnxExport, Output, ScheduleResult
+from ._core.results import CompileResult, DataParallelRun, OnnxExport, Output, ScheduleResult
 from ._plan import dims_of, make_plan
 from .layers import DropBlock1D, DropBlock2D, DropBlock3D, _DropBlockND
 from .schedule import DropBlockSchedule
@@ -202,16 +202,26 @@ class TFAdapter:
 
         return onnx_export(rank)
 
-    def data_parallel_check(self) -> CheckReport:
+    def data_parallel_run(self, *, rate: float, block_size: Any, scale: str, per_channel: bool) -> DataParallelRun:
         """Runs ``dropblock_tf._data_parallel`` in a subprocess (logical devices must precede TF's start-up)."""
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        layer_args = json.dumps({"rate": rate, "block_size": block_size, "scale": scale, "per_channel": per_channel})
         proc = subprocess.run(
-            [sys.executable, "-m", "dropblock_tf._data_parallel"], capture_output=True, text=True, env=env, timeout=600
+            [sys.executable, "-m", "dropblock_tf._data_parallel", layer_args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
         )
         lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
         if proc.returncode != 0 or not lines:
-            return CheckReport({"subprocess": f"exit {proc.returncode}: {proc.stderr[-2000:]}"})
-        return CheckReport(json.loads(lines[-1]))
+            return DataParallelRun(
+                "channels_last", [], [], {"subprocess": f"exit {proc.returncode}: {proc.stderr[-2000:]}"}
+            )
+        result = json.loads(lines[-1])
+        outputs = [np.asarray(out, dtype=np.float64) for out in result["outputs"]]
+        inputs = [np.asarray(result["input"], dtype=np.float64)] * len(outputs)
+        return DataParallelRun(result["data_format"], inputs, outputs, result["checks"])
 
 
 def _schedule_model(target: float) -> keras.Model:

@@ -1,9 +1,10 @@
 """DropBlock under ``DistributedDataParallel``: gloo, 2 processes, loopback only (spec ``data-parallel``).
 
-Every rank seeds the global generator identically (the common practice); the checks:
-gradients agree after a step, the ranks' masks differ, each rank's scale is its local
-batch's ``numel / kept``, a rank's draw is reproducible, and the global generator stays in
-lockstep across ranks.
+Every rank seeds the global generator identically (the common practice). Each rank calls
+one layer on the same all-ones input; those outputs come back for the conformance suite,
+which judges the masks (independent across ranks) and the scale (the local batch's
+``numel / kept``) itself. The engine-level sub-checks: gradients agree after a DDP step, a
+rank's draw is reproducible, and the global generator stays in lockstep across ranks.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import os
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from ._core.results import DataParallelRun
 from .modules import DropBlock2d
 
 WORLD_SIZE = 2
@@ -51,16 +55,14 @@ def _compiled_checks() -> dict[str, bool | str]:
     }
 
 
-def _worker(rank: int, port: int, result_dir: str, with_compile: bool) -> None:
+def _worker(rank: int, port: int, result_dir: str, layer_args: dict[str, Any], with_compile: bool) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
     try:
         checks: dict[str, bool | str] = {}
         torch.manual_seed(0)
-        model = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), DropBlock2d(p=0.3, block_size=3), nn.Conv2d(8, 2, 1)
-        )
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), DropBlock2d(**layer_args), nn.Conv2d(8, 2, 1))
         ddp = nn.parallel.DistributedDataParallel(model)
         x = torch.randn(4, 3, 16, 16)  # identical on both ranks: same seed
         ddp(x).square().mean().backward()
@@ -68,26 +70,19 @@ def _worker(rank: int, port: int, result_dir: str, with_compile: bool) -> None:
         gathered = _gather(grads)
         checks["gradients_in_sync"] = True if torch.equal(gathered[0], gathered[1]) else "ranks' gradients differ"
 
-        layer = DropBlock2d(p=0.3, block_size=3).train()
+        layer = DropBlock2d(**layer_args).train()
         ones = torch.ones(4, 8, 16, 16)
         torch.manual_seed(1234)
         out = layer(ones)
         after = torch.rand(4)
         torch.manual_seed(1234)
         again = layer(ones)
-        dropped = out == 0
-        masks = _gather(dropped.to(torch.uint8))
-        checks["masks_differ_across_ranks"] = True if not torch.equal(masks[0], masks[1]) else "identical masks"
+        outputs = _gather(out)
         checks["rank_draw_reproducible"] = True if torch.equal(out, again) else "same seed, different output"
         lockstep = _gather(after)
         checks["global_generator_in_lockstep"] = (
             True if torch.equal(lockstep[0], lockstep[1]) else "global generators diverged across ranks"
         )
-        kept = int((~dropped).sum())
-        local_scale = ones.numel() / kept
-        kept_values = out[~dropped]
-        ok = bool(torch.allclose(kept_values, torch.full_like(kept_values, local_scale)))
-        checks["scale_is_local_batch"] = True if ok else "kept values are not numel / kept of the local batch"
         if with_compile:
             checks.update(_compiled_checks())
         all_checks = [None] * WORLD_SIZE
@@ -99,6 +94,8 @@ def _worker(rank: int, port: int, result_dir: str, with_compile: bool) -> None:
                     if value is not True or name not in merged:
                         merged[name] = value if value is True else f"rank {r}: {value}"
             Path(result_dir, "checks.json").write_text(json.dumps(merged))
+            np.save(Path(result_dir, "outputs.npy"), torch.stack(outputs).to(torch.float64).numpy())
+            np.save(Path(result_dir, "input.npy"), ones.to(torch.float64).numpy())
     finally:
         dist.destroy_process_group()
     # Skip the interpreter's finalisation: gloo's worker threads can still be joinable when
@@ -107,23 +104,30 @@ def _worker(rank: int, port: int, result_dir: str, with_compile: bool) -> None:
     os._exit(0)
 
 
-def data_parallel_check(with_compile: bool = False) -> dict[str, bool | str]:
-    """Spawn the two gloo ranks and return the merged sub-checks of both.
+def data_parallel_run(
+    rate: float, block_size: Any, *, scale: str = "batch", per_channel: bool = True, with_compile: bool = False
+) -> DataParallelRun:
+    """Spawn the two gloo ranks; return each rank's layer output and the merged sub-checks of both.
 
     ``with_compile`` adds a ``torch.compile``-d DDP step (about a minute on 2 CPU cores).
     """
     import torch.multiprocessing as mp
 
+    layer_args = {"p": rate, "block_size": block_size, "scale": scale, "per_channel": per_channel}
     failure = ""
     for _attempt in range(2):  # a second try if the free port was taken before the ranks bound it
         with tempfile.TemporaryDirectory() as result_dir:
             try:
-                mp.spawn(_worker, args=(_free_port(), result_dir, with_compile), nprocs=WORLD_SIZE, join=True)
+                args = (_free_port(), result_dir, layer_args, with_compile)
+                mp.spawn(_worker, args=args, nprocs=WORLD_SIZE, join=True)
             except Exception as error:  # reported as the sub-check's reason
                 failure = f"{type(error).__name__}: {error}"
                 continue
             path = Path(result_dir, "checks.json")
             if not path.is_file():
-                return {"spawned": "rank 0 wrote no result"}
-            return {"spawned": True, **json.loads(path.read_text())}
-    return {"spawned": failure}
+                return DataParallelRun("channels_first", [], [], {"spawned": "rank 0 wrote no result"})
+            outputs = list(np.load(Path(result_dir, "outputs.npy")))
+            ones = np.load(Path(result_dir, "input.npy"))
+            checks = {"spawned": True, **json.loads(path.read_text())}
+            return DataParallelRun("channels_first", [ones] * len(outputs), outputs, checks)
+    return DataParallelRun("channels_first", [], [], {"spawned": failure})

@@ -20,7 +20,7 @@ from torch import nn
 
 from . import functional
 from ._core import normalize_block_size, sparse_is_cheaper, validate_data_format
-from ._core.results import CheckReport, CompileResult, OnnxExport, Output, ScheduleResult
+from ._core.results import CompileResult, DataParallelRun, OnnxExport, Output, ScheduleResult
 from ._geometry import make_plan
 from .modules import DropBlock1d, DropBlock2d, DropBlock3d, _DropBlockNd
 from .schedule import LinearDropBlockSchedule
@@ -194,10 +194,10 @@ class TorchAdapter:
 
         return onnx_export(rank)
 
-    def data_parallel_check(self) -> CheckReport:
-        from ._ddp_check import data_parallel_check
+    def data_parallel_run(self, *, rate: float, block_size: Any, scale: str, per_channel: bool) -> DataParallelRun:
+        from ._ddp_check import data_parallel_run
 
-        return CheckReport(data_parallel_check())
+        return data_parallel_run(rate, block_size, scale=scale, per_channel=per_channel)
 
 
 ADAPTER = TorchAdapter()
