@@ -65,3 +65,16 @@ def test_each_maximum_rate_compiles_to_its_own_graph() -> None:
     expected = layers[0](x)
     torch.manual_seed(0)
     assert torch.equal(compiled[0](x), expected)
+
+
+def test_dynamic_true_compiles_once_per_shape() -> None:
+    # dynamic=True makes float globals symbolic; the sampler's capacity must stay an int.
+    torch._dynamo.reset()
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), DropBlock2d(p=0.2, block_size=3))
+    compiled = torch.compile(model, dynamic=True, fullgraph=True, backend="eager")
+    for n in (2, 3):
+        x = torch.randn(n, 3, 12, 12)
+        torch.manual_seed(0)
+        expected = model(x)
+        torch.manual_seed(0)
+        assert torch.equal(compiled(x), expected)

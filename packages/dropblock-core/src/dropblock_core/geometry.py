@@ -11,12 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+
 # Probability, at most, that the sparse sampler needs more seed slots than
 # ``seed_capacity`` provides: 2**-64, far below the resolution of the uniform variates
 # the samplers draw (2**-24 in float32).
-_LOG_FAILURE = 64 * math.log(2)
-
-
 def clamp_block(spatial: Sequence[int], block: Sequence[int]) -> tuple[int, ...]:
     """Clamp each block size to its spatial size (behaviour ``block-clamp``).
 
@@ -70,6 +68,18 @@ def gamma(rate: float, spatial: Sequence[int], block: Sequence[int]) -> float:
     return min(1.0, rate * gamma_factor(spatial, block))
 
 
+def log_failure_bound() -> float:
+    """``64 * ln(2)``: the sampler's capacity is exceeded with probability at most ``2**-64``.
+
+    A function returning a literal, not a module-level float: ``torch.compile(dynamic=True)``
+    makes a global float symbolic, and the capacity derived from it would stop being an int.
+
+    >>> log_failure_bound() == 64 * math.log(2)
+    True
+    """
+    return 44.3614195558365
+
+
 def seed_capacity(corners: int, gamma_max: float) -> int:
     """Seed slots a sparse sampler needs for ``corners`` Bernoulli(``gamma_max``) draws.
 
@@ -84,10 +94,11 @@ def seed_capacity(corners: int, gamma_max: float) -> int:
     """
     if corners <= 0 or gamma_max <= 0.0:
         return 0
+    log_failure = log_failure_bound()
     p = min(1.0, gamma_max)
     mean = corners * p
     var = mean * (1.0 - p)
-    t = _LOG_FAILURE / 3 + math.sqrt(_LOG_FAILURE**2 / 9 + 2 * _LOG_FAILURE * var)
+    t = log_failure / 3 + math.sqrt(log_failure**2 / 9 + 2 * log_failure * var)
     return min(corners, math.ceil(mean + t))
 
 

@@ -17,7 +17,7 @@ from typing import TypeAlias
 import tensorflow as tf
 
 from ._core import clamp_block, gamma, gamma_factor, seed_capacity, sparse_is_cheaper, valid_corners
-from ._core.geometry import _LOG_FAILURE
+from ._core.geometry import log_failure_bound
 
 #: A dimension: a Python int when known while tracing, else an int64 scalar tensor.
 Dim: TypeAlias = "int | tf.Tensor"
@@ -69,7 +69,8 @@ def tf_seed_capacity(corners: tf.Tensor, gamma_max: float | tf.Tensor) -> tf.Ten
     p = tf.minimum(tf.constant(1.0, tf.float64), as_float64(gamma_max))
     mean = tf.cast(corners, tf.float64) * p
     var = mean * (1.0 - p)
-    t = _LOG_FAILURE / 3 + tf.sqrt(_LOG_FAILURE**2 / 9 + 2 * _LOG_FAILURE * var)
+    log_failure = log_failure_bound()
+    t = log_failure / 3 + tf.sqrt(log_failure**2 / 9 + 2 * log_failure * var)
     capacity = tf.minimum(corners, tf.cast(tf.math.ceil(mean + t), tf.int64))
     return tf.where(p > 0.0, capacity, tf.zeros_like(capacity))
 
