@@ -46,12 +46,26 @@ def test_rate_one_gives_finite_zeros(dtype: torch.dtype, device: torch.device) -
         ({"per_channel": 1}, "per_channel"),
         ({"inplace": "no"}, "`inplace`.*True or False"),
         ({"inplace": None}, "`inplace`"),
+        ({"training": "no"}, "`training`.*True or False"),
+        ({"training": None}, "`training`"),
+        ({"training": 0}, "`training`"),
     ],
 )
 def test_invalid_arguments_raise_value_error(kwargs: dict, message: str) -> None:
     args = {"p": 0.1, "block_size": 3, **kwargs}
     with pytest.raises(ValueError, match=message):
         F.drop_block2d(torch.ones(1, 1, 4, 4), args.pop("p"), args.pop("block_size"), **args)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_generator_must_be_a_torch_generator(training: bool) -> None:
+    with pytest.raises(TypeError, match=r"`generator`.*torch\.Generator"):
+        F.drop_block2d(torch.ones(1, 1, 4, 4), 0.1, 3, training=training, generator=0)  # type: ignore[arg-type]
+
+
+def test_vmap_is_refused_with_a_message_that_says_why() -> None:
+    with pytest.raises(RuntimeError, match=r"torch\.func\.vmap"):
+        torch.func.vmap(lambda t: F.drop_block2d(t, 0.2, 3))(torch.ones(2, 2, 3, 8, 8))
 
 
 def test_input_type_and_rank_errors() -> None:
@@ -247,6 +261,7 @@ def test_no_host_synchronisation_in_the_hot_path(monkeypatch: pytest.MonkeyPatch
     # the seed count in block_rows, the dropped count in scale_factor and the module's rate
     # in force in rate_in_force.
     allowed = {"block_rows", "scale_factor", "rate_in_force"} if device == "cpu" else set()
+    module = DropBlock2d(0.3, 3).to(device)  # moving a module is not the hot path
     for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
         original = getattr(torch.Tensor, name)
 
@@ -258,7 +273,7 @@ def test_no_host_synchronisation_in_the_hot_path(monkeypatch: pytest.MonkeyPatch
 
         monkeypatch.setattr(torch.Tensor, name, guarded)
     x = torch.randn(2, 4, 16, 16, device=device, requires_grad=True)
-    for layer in (functools.partial(F.drop_block2d, p=0.3, block_size=3), DropBlock2d(0.3, 3).to(device)):
+    for layer in (functools.partial(F.drop_block2d, p=0.3, block_size=3), module):
         y = layer(x)
         y.backward(torch.ones_like(y))
 

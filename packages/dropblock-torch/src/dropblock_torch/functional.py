@@ -42,6 +42,28 @@ def check_input(input: torch.Tensor, rank: int, name: str) -> None:
         )
 
 
+def check_generator(generator: object, input: torch.Tensor) -> None:
+    """Raise unless ``generator`` is ``None`` or a :class:`torch.Generator` on ``input``'s device type."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"Invalid value for `generator`: expected a torch.Generator or None, got {generator!r}.")
+    if generator.device.type != input.device.type:
+        raise ValueError(
+            f"Invalid value for `generator`: it is on {generator.device}, but the input is on {input.device}; "
+            "pass a generator on the input's device."
+        )
+
+
+def reject_vmap(input: torch.Tensor) -> None:
+    """Raise a clear error under :func:`torch.func.vmap`, which the sampler cannot run under."""
+    if not torch.compiler.is_compiling() and torch._C._functorch.is_batchedtensor(input):
+        raise RuntimeError(
+            "DropBlock does not run under torch.func.vmap (it reads its seed count); it already works on a batch: "
+            "call it on the batched tensor."
+        )
+
+
 def sample_seeds(
     plan: Plan, rate: Rate, device: torch.device, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -88,6 +110,8 @@ def drop_block(
     (default: the function ``drop_block{rank}d``).
     """
     check_input(input, rank, caller or f"drop_block{rank}d")
+    check_generator(generator, input)
+    reject_vmap(input)
     p_max = static_rate(p_max)
     if p_max == 0.0 or input.numel() == 0:
         return input
@@ -126,8 +150,10 @@ def _functional(
     per_channel = validate_per_channel(per_channel)
     scale = validate_scale(scale)
     inplace = validate_flag(inplace, "inplace")
+    training = validate_flag(training, "training")
     if not training:
         check_input(input, rank, f"drop_block{rank}d")
+        check_generator(generator, input)
         return input
     return drop_block(
         input, rank, rate, block, per_channel=per_channel, scale=scale, inplace=inplace, generator=generator
