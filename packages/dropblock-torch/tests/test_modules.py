@@ -75,6 +75,36 @@ def test_eager_cpu_rate_as_a_float_samples_like_the_tensor_rate(
     assert torch.equal(as_float, as_tensor)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("block_size", 0), ("block_size", (3, 3, 3)), ("scale", "Batch"), ("inplace", "no"), ("per_channel", 1)],
+)
+def test_settings_are_validated_when_set_after_construction(name: str, value: object) -> None:
+    m = DropBlock2d(p=0.1, block_size=3)
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        setattr(m, name, value)
+    m.block_size = 5
+    assert m.block_size == (5, 5)
+    m.scale, m.inplace, m.per_channel = "sample", True, False
+    assert "block_size=(5, 5), per_channel=False, scale='sample', inplace=True" in repr(m)
+
+
+def test_to_empty_after_meta_init_keeps_the_rate_in_force() -> None:
+    # The buffer is not in checkpoints, so loading one after to_empty() would not restore it.
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), DropBlock2d(p=0.3, block_size=3))
+    model[1].set_current_p(0.2)
+    model.to_empty(device="cpu")
+    assert float(model[1].p_current) == pytest.approx(0.2)
+    on_cpu = DropBlock2d(p=0.3, block_size=3)
+    on_cpu.set_current_p(0.1)
+    on_cpu.to_empty(device="cpu")  # new, uninitialised memory, refilled with the rate
+    assert float(on_cpu.p_current) == pytest.approx(0.1)
+    on_cpu.share_memory()  # what the conversion made of the buffer is kept
+    assert on_cpu.p_current.is_shared()
+    assert float(on_cpu.p_current) == pytest.approx(0.1)
+
+
 def test_dtype_casts_do_not_round_the_rate() -> None:
     m = nn.Sequential(nn.Conv2d(2, 2, 1), DropBlock2d(p=0.1)).half()
     assert m[1].p_current.dtype == torch.float32

@@ -21,8 +21,6 @@ class _DropBlockNd(nn.Module):
     """Shared implementation; subclasses fix the spatial rank."""
 
     _rank: ClassVar[int]
-    __constants__: ClassVar[list[str]] = ["block_size", "per_channel", "scale", "inplace"]
-
     p_current: torch.Tensor
 
     def __init__(
@@ -36,12 +34,13 @@ class _DropBlockNd(nn.Module):
     ) -> None:
         super().__init__()
         self._p = validate_rate(p, "p")
-        self.block_size = normalize_block_size(block_size, self._rank)
-        self.per_channel = validate_per_channel(per_channel)
-        self.scale = validate_scale(scale)
-        self.inplace = validate_flag(inplace, "inplace")
+        self.block_size = block_size  # type: ignore[assignment]  # normalised to a tuple by the setter
+        self.per_channel = per_channel
+        self.scale = scale
+        self.inplace = inplace
         # The rate in force, as tensor state: a schedule changes its value in place, so a
         # compiled model sees a new input value rather than a new constant (no recompilation).
+        self._p_now = self._p  # its value, for a buffer without one (on the meta device)
         self.register_buffer("p_current", torch.tensor(self._p, dtype=torch.float32), persistent=False)
 
     @property
@@ -54,6 +53,43 @@ class _DropBlockNd(nn.Module):
         self._p = validate_rate(value, "p")
         self.set_current_p(self._p)
 
+    # Every setting is checked when it is set, after construction too.
+    @property
+    def block_size(self) -> tuple[int, ...]:
+        """The block size, one int per spatial dimension (an int sets every dimension)."""
+        return self._block_size
+
+    @block_size.setter
+    def block_size(self, value: int | tuple[int, ...]) -> None:
+        self._block_size = normalize_block_size(value, self._rank)
+
+    @property
+    def per_channel(self) -> bool:
+        """One mask per (sample, channel); ``False`` shares one mask per sample."""
+        return self._per_channel
+
+    @per_channel.setter
+    def per_channel(self, value: bool) -> None:
+        self._per_channel = validate_per_channel(value)
+
+    @property
+    def scale(self) -> str:
+        """``"batch"``, ``"sample"`` or ``"none"``."""
+        return self._scale
+
+    @scale.setter
+    def scale(self, value: str) -> None:
+        self._scale = validate_scale(value)
+
+    @property
+    def inplace(self) -> bool:
+        """Whether the result is written into the input tensor."""
+        return self._inplace
+
+    @inplace.setter
+    def inplace(self, value: bool) -> None:
+        self._inplace = validate_flag(value, "inplace")
+
     @torch.no_grad()
     def set_current_p(self, value: float) -> None:
         """Set the rate in force, in [0, ``p``], without changing the configuration.
@@ -64,13 +100,20 @@ class _DropBlockNd(nn.Module):
         if rate > self._p:
             raise ValueError(f"Invalid value for `p`: the rate in force must not exceed p={self._p}, got {rate!r}.")
         self.p_current.fill_(rate)
+        self._p_now = rate
 
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Any:
-        # ``model.half()`` and friends would round the rate; keep it float32 (device moves still apply).
-        before = self.p_current
+        # The rate in force survives every conversion of the module: it stays float32
+        # (``model.half()`` would round it), and ``to_empty()``, which leaves new memory
+        # uninitialised, gets it back (the buffer is not in checkpoints, so loading one
+        # would not restore it). A meta buffer has no value: the last one set is used.
+        value = self._p_now if self.p_current.is_meta else float(self.p_current)
         result = super()._apply(fn, recurse)
         if self.p_current.dtype != torch.float32:
-            self.p_current = before.to(device=self.p_current.device)
+            self.p_current = torch.tensor(value, dtype=torch.float32, device=self.p_current.device)
+        elif not self.p_current.is_meta:
+            with torch.no_grad():
+                self.p_current.fill_(value)  # in place: what ``fn`` made of it (shared memory...) stays
         return result
 
     def forward(self, input: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -82,11 +125,11 @@ class _DropBlockNd(nn.Module):
             input,
             self._rank,
             self._p,
-            self.block_size,
+            self._block_size,
             p_now=self.p_current,
-            per_channel=self.per_channel,
-            scale=self.scale,
-            inplace=self.inplace,
+            per_channel=self._per_channel,
+            scale=self._scale,
+            inplace=self._inplace,
             generator=generator,
             caller=type(self).__name__,
         )
