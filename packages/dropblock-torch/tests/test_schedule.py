@@ -54,6 +54,15 @@ def test_validation() -> None:
         LinearDropBlockSchedule(model(), total_steps=10, start=0.15)
 
 
+@pytest.mark.parametrize("state", [{"steps": -3}, {"steps": 2.5}, {"steps": True}, {}])
+def test_a_bad_saved_state_is_refused_and_changes_nothing(state: dict) -> None:
+    schedule = LinearDropBlockSchedule(model(), total_steps=10)
+    schedule.step()
+    with pytest.raises(ValueError, match="`steps`"):
+        schedule.load_state_dict(state)
+    assert schedule.steps == 1
+
+
 def test_scheduled_rate_is_used_by_the_layer() -> None:
     m = nn.Sequential(DropBlock1d(p=0.5, block_size=3))
     LinearDropBlockSchedule(m, total_steps=10)

@@ -88,7 +88,13 @@ class LinearDropBlockSchedule:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the step from :meth:`state_dict` and set every module's rate in force."""
-        self._step = int(state["steps"])
+        steps = state.get("steps") if isinstance(state, dict) else None
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(
+                f"Invalid value for `steps` in the schedule's state: expected an int >= 0, got {steps!r} "
+                f"(from a state {{'steps': ..., 'total_steps': ..., 'start': ...}} as state_dict() returns)."
+            )
+        self._step = steps
         self._counter().fill_(self._step)
         self._update()
 
