@@ -82,6 +82,46 @@ def test_wrong_rank_names_the_expected_rank():
         DropBlock1D(0.1, 3)(tf.zeros((2, 4, 4, 4)), training=True)
 
 
+def test_a_model_with_a_bad_input_fails_when_it_is_built():
+    # As Conv2D does: the symbolic call checks rank, dtype and density, with the eager messages.
+    with pytest.raises(ValueError, match="4D input"):
+        DropBlock2D(0.1, 3)(keras.Input((16, 3)))
+    with pytest.raises(TypeError, match="floating-point"):
+        DropBlock2D(0.1, 3)(keras.Input((8, 8, 3), dtype="int32"))
+    with pytest.raises(TypeError, match="dense tensor"):
+        DropBlock2D(0.1, 3)(keras.Input((8, 8, 3), sparse=True))
+    with pytest.raises(TypeError, match="dense tensor"):
+        DropBlock2D(0.1, 3)(tf.sparse.from_dense(tf.ones((2, 4, 4, 3))), training=True)
+    outputs = DropBlock2D(0.1, 3, dtype="mixed_float16")(keras.Input((8, 8, 3)))
+    assert (tuple(outputs.shape), outputs.dtype) == ((None, 8, 8, 3), "float16")
+
+
+def test_setting_rate_sets_the_rate_in_force_and_is_checked():
+    layer = DropBlock2D(0.1, 3, seed=0)
+    layer.rate = 0.4
+    assert float(layer.current_rate) == pytest.approx(0.4)
+    assert layer.get_config()["rate"] == 0.4
+    with pytest.raises(ValueError, match=r"`rate`.*\[0, 1\]"):
+        layer.rate = 1.5
+    assert layer.rate == 0.4
+
+
+def test_a_rate_just_below_one_does_not_drop_everything():
+    # float32(1 - 1e-9) is 1.0; the rate in force is clipped to `rate` in float64, below 1.
+    x = _x((16, 14, 14, 16))
+    for rate in (1 - 1e-9, 1 - 1e-12):
+        y = np.asarray(DropBlock2D(rate, 3, seed=0)(x, training=True))
+        assert (y != 0).any(), rate
+    assert not np.asarray(DropBlock2D(1.0, 3, seed=0)(x, training=True)).any()
+
+
+def test_stateless_call_takes_numpy_input():
+    layer = DropBlock2D(0.3, 3, seed=1)
+    x = np.ones((2, 8, 8, 3), "float32")
+    out, _ = layer.stateless_call(layer.trainable_variables, layer.non_trainable_variables, x, training=True)
+    assert tuple(out.shape) == x.shape
+
+
 def test_unknown_rank_is_named():
     step = tf.function(lambda v: DropBlock2D(0.1, 3)(v, training=True), input_signature=[tf.TensorSpec(None)])
     with pytest.raises(ValueError, match="expects a 4D input, got an input of unknown rank"):
@@ -260,6 +300,26 @@ def test_differently_configured_layers_each_trace_once_eagerly():
             DropBlock2D(0.1 * block / 7, block, seed=block)(x, training=True)
     assert len(ops._EAGER_GRAPHS) == 6
     assert [graph.experimental_get_tracing_count() for graph in ops._EAGER_GRAPHS.values()] == [1] * 6
+
+
+def test_scale_modes_and_dtypes_each_trace_their_own_function_once():
+    # TF warns when one Python function keeps retracing: each kind of call has its own.
+    from dropblock_tf import _masking
+
+    x = tf.ones((4, 10, 10, 6))
+    ops._EAGER_GRAPHS.clear()
+    _masking._SCALED.clear()
+    for scale in ("batch", "sample", "none"):
+        for per_channel in (True, False):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = DropBlock2D(0.4, 3, seed=3, scale=scale, per_channel=per_channel)(x, training=True)
+            tape.gradient(y, x)
+    for dtype in ("float16", "bfloat16", "float64"):
+        DropBlock2D(0.4, 3, seed=1, dtype=dtype)(x, training=True)
+    functions = [*ops._EAGER_GRAPHS.values(), *_masking._SCALED.values()]
+    assert len({id(f.python_function) for f in functions}) == len(functions)
+    assert [f.experimental_get_tracing_count() for f in functions] == [1] * len(functions)
 
 
 def test_current_rate_above_rate_is_clipped_to_rate():

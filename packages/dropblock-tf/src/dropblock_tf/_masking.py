@@ -19,8 +19,10 @@ mask's parts along the batch axis, when each half of the batch was painted on it
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -197,13 +199,33 @@ def scale_factor(x: tf.Tensor, keep: Sequence[tf.Tensor], kept: tf.Tensor, scale
     return tf.math.divide_no_nan(tf.cast(total, compute_dtype), tf.cast(kept, compute_dtype))
 
 
-@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
 def _scaled(values: tf.Tensor, keep: tuple[tf.Tensor, ...], s: tf.Tensor) -> tf.Tensor:
     """``where(keep != 0, values * s, 0)`` in ``values``' dtype, computed in ``s``'s precision.
 
-    XLA fuses it into one pass over ``values`` and the 1-byte mask (whose parts along the
-    batch axis it concatenates on the fly); TF's own kernels would write ``values * s`` and
-    then select from it (twice the memory traffic).
+    One XLA function per kind of call (dtypes, scale mode, number of mask parts, axes the
+    mask broadcasts along), each traced once per shape: one function for all would
+    retrace, and TF would warn about retracing, whenever a model mixes layer
+    configurations or dtypes.
+    """
+    broadcast = tuple(m == 1 and v != 1 for m, v in zip(keep[0].shape, values.shape, strict=True))
+    key = (values.dtype, s.dtype, s.shape.rank, len(keep), broadcast)
+    function = _SCALED.get(key)
+    if function is None:
+        # A partial per kind: TF counts retracing per Python function, so each needs its own.
+        fused = functools.partial(_scaled_fused)
+        function = _SCALED[key] = tf.function(fused, jit_compile=True, autograph=False, reduce_retracing=True)
+    return function(values, keep, s)
+
+
+#: The XLA functions of :func:`_scaled`, by kind of call.
+_SCALED: dict[tuple[Any, ...], Any] = {}
+
+
+def _scaled_fused(values: tf.Tensor, keep: tuple[tf.Tensor, ...], s: tf.Tensor) -> tf.Tensor:
+    """:func:`_scaled`'s body. XLA fuses it into one pass over ``values`` and the 1-byte mask.
+
+    The mask's parts along the batch axis are concatenated on the fly; TF's own kernels
+    would write ``values * s`` and then select from it (twice the memory traffic).
     """
     keep = tf.concat(keep, 0) if len(keep) > 1 else keep[0]
     product = values * s if values.dtype == s.dtype else tf.cast(tf.cast(values, s.dtype) * s, values.dtype)

@@ -112,7 +112,20 @@ class _DropBlockND(keras.layers.Layer):
         else:  # pragma: no cover - older Keras 3
             self.built = True
 
+    @property
+    def rate(self) -> float:
+        """The configured (maximum) drop rate; setting it also sets the rate in force, ``current_rate``."""
+        return self._rate
+
+    @rate.setter
+    def rate(self, value: float) -> None:
+        self._rate = validate_rate(value)
+        if hasattr(self, "current_rate"):  # not yet while __init__ runs
+            self.current_rate.assign(self._rate)
+
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if not isinstance(inputs, tf.Tensor | tf.Variable | tf.SparseTensor | tf.RaggedTensor):
+            inputs = tf.convert_to_tensor(inputs)  # NumPy arrays, e.g. from stateless_call
         check_input(inputs, self.rank, self.data_format)
         if self.rate == 0.0 or training is None or training is False:
             return inputs
@@ -137,6 +150,11 @@ class _DropBlockND(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
+
+    def compute_output_spec(self, inputs: Any, training: Any = None) -> keras.KerasTensor:
+        """The input's shape in the layer's compute dtype; a wrong rank or dtype raises while the model is built."""
+        check_input(inputs, self.rank, self.data_format)
+        return keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

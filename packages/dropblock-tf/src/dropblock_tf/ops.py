@@ -31,24 +31,32 @@ _LAYOUT = {
 }
 
 
-def check_input(x: tf.Tensor, rank: int | None, data_format: str) -> int:
-    """Raise ``TypeError`` for a non-float input, ``ValueError`` for a wrong rank; return the spatial rank."""
-    if x.dtype not in FLOAT_DTYPES:
+def check_input(x: Any, rank: int | None, data_format: str) -> int:
+    """Raise ``TypeError`` for a non-float or non-dense input, ``ValueError`` for a wrong rank; return the spatial rank.
+
+    ``x`` is a tensor or a symbolic ``keras.KerasTensor`` (a model being built).
+    """
+    if isinstance(x, tf.SparseTensor | tf.RaggedTensor) or getattr(x, "sparse", False) or getattr(x, "ragged", False):
+        kind = "RaggedTensor" if isinstance(x, tf.RaggedTensor) or getattr(x, "ragged", False) else "SparseTensor"
+        raise TypeError(f"DropBlock expects a dense tensor, got a {kind}; convert it first.")
+    dtype = tf.as_dtype(x.dtype)
+    if dtype not in FLOAT_DTYPES:
         raise TypeError(
-            f"DropBlock expects a floating-point input (float16, bfloat16, float32 or float64), got {x.dtype.name}."
+            f"DropBlock expects a floating-point input (float16, bfloat16, float32 or float64), got {dtype.name}."
         )
-    ndim = x.shape.rank
+    shape = tf.TensorShape(x.shape)
+    ndim = shape.rank
     if ndim is None:
         expected = "a 3D, 4D or 5D input" if rank is None else f"a {rank + 2}D input"
         raise ValueError(f"DropBlock expects {expected}, got an input of unknown rank.")
     if rank is None:
         if ndim not in (3, 4, 5):
-            raise ValueError(f"drop_block expects a 3D, 4D or 5D input (1, 2 or 3 spatial dims), got shape {x.shape}.")
+            raise ValueError(f"drop_block expects a 3D, 4D or 5D input (1, 2 or 3 spatial dims), got shape {shape}.")
         return ndim - 2
     if ndim != rank + 2:
         layout = _LAYOUT[rank][0 if data_format == "channels_last" else 1]
         raise ValueError(
-            f"DropBlock{rank}D expects a {rank + 2}D input {layout} ({data_format}), got shape {x.shape} ({ndim}D)."
+            f"DropBlock{rank}D expects a {rank + 2}D input {layout} ({data_format}), got shape {shape} ({ndim}D)."
         )
     return rank
 
@@ -135,12 +143,13 @@ def keep_for(
 ) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
     """``sample_keep`` for the input ``x`` (only its shape is read); ``flags``: ``make_plan``'s keywords.
 
-    A rate tensor (a layer's rate in force) is clipped to ``[0, max_rate]`` in its own
-    dtype: the sampler is sized for ``max_rate``, and a higher rate would run out of seed
-    slots part way through the grid.
+    A rate tensor (a layer's rate in force) is clipped to ``[0, max_rate]`` in float64:
+    the sampler is sized for ``max_rate``, and a higher rate would run out of seed slots
+    part way through the grid. A float32 rate in force rounds above ``max_rate`` (0.1 does;
+    a rate within 3e-8 of 1 rounds to 1, which would drop everything).
     """
-    if isinstance(rate, tf.Tensor):
-        rate = tf.clip_by_value(rate, tf.zeros([], rate.dtype), tf.cast(max_rate, rate.dtype))
+    if isinstance(rate, tf.Tensor):  # in float64: a float32 rate may round above max_rate (to 1.0 just below 1)
+        rate = tf.clip_by_value(as_float64(rate), tf.constant(0.0, tf.float64), as_float64(max_rate))
     plan = make_plan(dims_of(x), block, max_rate=max_rate, **flags)
     return sample_keep(plan, rate, seed, per_sample=per_sample)
 
@@ -150,7 +159,13 @@ _EAGER_GRAPHS: dict[tuple[Any, ...], Any] = {}
 
 
 def eager_keep_for(
-    block: tuple[int, ...], *, channels_last: bool, per_channel: bool, per_sample: bool, static_max_rate: float | None
+    block: tuple[int, ...],
+    *,
+    channels_last: bool,
+    per_channel: bool,
+    per_sample: bool,
+    static_max_rate: float | None,
+    dtype: tf.DType,
 ) -> Any:
     """``keep_for`` as one ``tf.function`` for eager calls of one configuration.
 
@@ -161,9 +176,10 @@ def eager_keep_for(
     whose maximum rate is fixed) is part of the configuration; without it the function
     takes ``max_rate`` as a tensor argument, so the functional op does not retrace per
     rate. One function per configuration, rather than one for all, keeps TF from warning
-    about retracing when a model holds several differently configured layers.
+    about retracing when a model holds several differently configured layers (the input's
+    ``dtype`` is part of the configuration: it is part of the traced signature).
     """
-    key = (block, channels_last, per_channel, per_sample, static_max_rate)
+    key = (block, channels_last, per_channel, per_sample, static_max_rate, dtype)
     graph = _EAGER_GRAPHS.get(key)
     if graph is None:
         flags: dict[str, Any] = {
@@ -225,7 +241,8 @@ def drop_block_nd(
         "per_sample": scale == "sample",
     }
     if tf.executing_eagerly():
-        graph = eager_keep_for(tuple(block_size), static_max_rate=max_rate if fixed_max_rate else None, **flags)
+        static_max_rate = max_rate if fixed_max_rate else None
+        graph = eager_keep_for(tuple(block_size), static_max_rate=static_max_rate, dtype=x.dtype, **flags)
         if fixed_max_rate:  # the layers: the rate in force is already a tensor
             keep, kept = graph(x, rate, seed)
         else:  # rates as float64 tensors: one trace for every rate
