@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from flax import nnx
 
 from dropblock_jax import linear_schedule
 from dropblock_jax._schedule_check import make_trainer, schedule_round_trip
+from dropblock_jax.nnx import DropBlock
 
 
 def test_values_and_traced_steps():
@@ -20,6 +23,19 @@ def test_values_and_traced_steps():
     rates = jax.jit(jax.vmap(lambda s: linear_schedule(s, 10, 0.2)))(jnp.arange(12))
     assert rates.shape == (12,)
     assert float(rates[-1]) == pytest.approx(0.2)
+
+
+def test_the_ramp_never_passes_its_ends_in_float32():
+    # Rounded twice, start + (target - start) * 1 can end an ulp above float32(target),
+    # and a layer configured with `target` would refuse it.
+    for start in (0.0, 0.01, 0.03, 0.07):
+        for target in (0.06, 0.1, 0.13, 0.3):
+            rates = np.asarray(linear_schedule(jnp.arange(0, 1200, 7), 1000, target, start=start))
+            low, high = np.float32(min(start, target)), np.float32(max(start, target))
+            assert ((rates >= low) & (rates <= high)).all(), (start, target)
+            assert rates[-1] == np.float32(target)
+    x = jnp.ones((8, 8, 8, 4))
+    DropBlock(0.06, 3, rngs=nnx.Rngs(0))(x, rate=linear_schedule(1000, 1000, 0.06, start=0.01))
 
 
 def test_validation():

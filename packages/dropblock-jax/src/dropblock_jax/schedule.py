@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._core import linear_ramp, validate_schedule
 
@@ -19,8 +20,9 @@ def linear_schedule(step: Any, total_steps: int, target: float, start: float = 0
     state), so feeding the result to the layer as its call-time ``rate`` never recompiles;
     a negative step gives ``start``.
     ``target`` and ``start`` are static and validated (rates in [0, 1], ``total_steps`` a
-    positive int). Pass ``max_rate=target`` (the modules do this for you: their
-    configured ``rate`` is the bound) so the sampler is sized for the largest rate.
+    positive int). Pass ``max_rate=max(start, target)`` (the modules do this for you:
+    their configured ``rate`` is the bound, so configure them with the largest rate of
+    the ramp) so the sampler is sized for the largest rate.
 
     Example:
       >>> from dropblock_jax import linear_schedule
@@ -31,4 +33,9 @@ def linear_schedule(step: Any, total_steps: int, target: float, start: float = 0
     """
     target, total_steps, start = validate_schedule(target, total_steps, start)
     step = jnp.maximum(jnp.asarray(step, dtype=jnp.float32), 0.0)  # before the ramp: its start
-    return jnp.asarray(linear_ramp(step, total_steps, target, start, minimum=jnp.minimum), dtype=jnp.float32)
+    ramp = jnp.asarray(linear_ramp(step, total_steps, target, start, minimum=jnp.minimum), dtype=jnp.float32)
+    # Rounded twice in float32, the ramp can end an ulp off float32(target) (above it, a
+    # layer configured with `target` would refuse it): it stays between its ends, and is
+    # the target itself from the last step on.
+    low, high = np.float32(min(start, target)), np.float32(max(start, target))
+    return jnp.where(step >= total_steps, np.float32(target), jnp.clip(ramp, low, high))
