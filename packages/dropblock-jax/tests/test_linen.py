@@ -37,6 +37,13 @@ def test_draws_from_make_rng_and_rng_override():
     assert bool((custom.apply({}, X, deterministic=False, rngs={"blocks": KEY}) == 0).any())
 
 
+def test_wrong_rank_raises_in_inference_and_at_rate_zero_too():
+    with pytest.raises(ValueError, match="must be 4D"):
+        DropBlock(0.1, (3, 3), deterministic=True).apply({}, jnp.ones((2, 16, 3)))
+    with pytest.raises(ValueError, match="must be 4D"):
+        DropBlock(0.1, (3, 3)).apply({}, jnp.ones((2, 16, 3)), deterministic=False, rate=0.0)
+
+
 def test_validation():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         DropBlock(1.5, 3)

@@ -56,6 +56,13 @@ def test_call_time_rngs_override():
         DropBlock(0.3, 3, rngs=0)  # type: ignore[arg-type]
 
 
+def test_wrong_rank_raises_in_inference_and_at_rate_zero_too():
+    layer = DropBlock(0.1, 3, spatial_dims=2, rngs=nnx.Rngs(0))
+    for kwargs in ({"deterministic": True}, {"deterministic": False, "rate": 0.0}):
+        with pytest.raises(ValueError, match="must be 4D"):
+            layer(jnp.ones((2, 16, 3)), **kwargs)
+
+
 def test_validation_at_construction():
     for rate in (-0.1, 1.1, float("nan"), True):
         with pytest.raises(ValueError, match=r"\[0, 1\]"):

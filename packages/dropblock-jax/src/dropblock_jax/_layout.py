@@ -69,21 +69,28 @@ class Layout:
     per_channel: bool
     block: tuple[int, ...]
 
-    @classmethod
-    def of(cls, shape: tuple[int, ...], block_size: object, data_format: str, per_channel: bool) -> Layout:
-        """Validate the rank and the block size against ``shape`` and clamp the block."""
+    @staticmethod
+    def check_rank(shape: tuple[int, ...], block_size: object, data_format: str) -> int:
+        """Raise ``ValueError`` unless ``shape`` has 1 to 3 spatial dims, as many as a tuple ``block_size``."""
         rank = len(shape) - 2
+        layout = "(N, C, *spatial)" if data_format == "channels_first" else "(N, *spatial, C)"
         if isinstance(block_size, (tuple, list)) and 1 <= len(block_size) <= 3 and len(block_size) != rank:
             want = len(block_size)
             raise ValueError(
                 f"Invalid input rank: block_size {tuple(block_size)} has {want} spatial dims, so the input must be "
-                f"{want + 2}D (N, C and {want} spatial dims), got shape {tuple(shape)} ({len(shape)}D)."
+                f"{want + 2}D {layout} with {want} spatial dims, got shape {tuple(shape)} ({len(shape)}D)."
             )
         if not 1 <= rank <= 3:
             raise ValueError(
-                f"Invalid input rank: expected a 3D, 4D or 5D input (N, C, *spatial) with 1 to 3 spatial "
+                f"Invalid input rank: expected a 3D, 4D or 5D input {layout} with 1 to 3 spatial "
                 f"dimensions, got shape {tuple(shape)} of rank {len(shape)}."
             )
+        return rank
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...], block_size: object, data_format: str, per_channel: bool) -> Layout:
+        """Validate the rank and the block size against ``shape`` and clamp the block."""
+        rank = cls.check_rank(shape, block_size, data_format)
         block = normalize_block_size(block_size, rank=rank)
         spatial = cls.spatial_of(tuple(shape), data_format)
         return cls(tuple(int(d) for d in shape), data_format, per_channel, clamp_block(spatial, block))

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 
 from ._core import validate_data_format, validate_per_channel, validate_scale
-from ._layout import validate_block_size
+from ._layout import Layout, validate_block_size
 from .functional import check_input, concrete_rate, drop_block, static_rate
 
 __all__ = ["DropBlock"]
@@ -85,6 +85,7 @@ class DropBlock(nn.Module):
         check_input(inputs)
         bound = static_rate(self.rate)
         block = validate_block_size(self.block_size, self.spatial_dims)
+        Layout.check_rank(tuple(inputs.shape), block, self.data_format)  # in inference too
         current: Any = bound if rate is None else rate
         fixed = concrete_rate(current)
         if deterministic or fixed == 0.0:

@@ -6,7 +6,7 @@ import jax
 from flax import nnx
 
 from ._core import validate_data_format, validate_per_channel, validate_scale
-from ._layout import validate_block_size
+from ._layout import Layout, validate_block_size
 from .functional import check_input, concrete_rate, drop_block, static_rate
 
 __all__ = ["DropBlock"]
@@ -106,6 +106,7 @@ class DropBlock(nnx.Module):
             ),
         )
         check_input(inputs)
+        Layout.check_rank(tuple(inputs.shape), self.block_size, self.data_format)  # in inference too
         current = self.rate if rate is None else rate
         fixed = concrete_rate(current)
         if deterministic or fixed == 0.0:
