@@ -126,6 +126,36 @@ def test_traced_edge_rates():
     assert np.array_equal(np.asarray(g(jnp.float32(0.0))), np.asarray(x))
 
 
+def test_a_traced_rate_must_be_a_real_scalar():
+    x = nonzero_input((8, 8, 8, 4))
+    for bad in (jnp.array([0.0, 0.0, 0.9, 0.9]), jnp.array([0.1]), jnp.array(True)):
+        with pytest.raises(ValueError, match=r"`rate`.*traced array"):
+            jax.jit(lambda r: drop_block(KEY, x, r, 3))(bad)
+
+
+@pytest.mark.parametrize("rate", [1 - 1e-8, 1 - 1e-12])
+def test_a_rate_just_below_one_is_not_rate_one(rate):
+    # float32(rate) is 1.0; only a rate of exactly 1 makes every corner a seed.
+    x = nonzero_input((64, 8, 8, 16))
+    for max_rate in (None, rate):
+        y = np.asarray(drop_block(KEY, x, rate, 3, max_rate=max_rate))
+        assert (y != 0).any(), max_rate
+
+
+def test_dense_sampler_resolves_tiny_seed_probabilities():
+    # 4 draws of 2**24 corners at gamma = 1e-9: 0.067 seeds expected (more than 2 with
+    # probability 5e-5). A float32 uniform (a 2**-23 grid) draws it as 1.2e-7: 8 expected.
+    grid = (4096, 4096)
+    counts = [int(_sampling.dense_grid(jax.random.key(i), jnp.float32(1e-9), grid).sum()) for i in range(4)]
+    assert sum(counts) <= 2, counts
+    g = 0.3
+    hits = int(_sampling.dense_grid(KEY, jnp.float32(g), grid).sum())
+    n = grid[0] * grid[1]
+    assert within_z(hits, n * g, n * g * (1 - g))
+    assert bool(_sampling.dense_grid(KEY, jnp.float32(1.0), (4, 4)).all())
+    assert not bool(_sampling.dense_grid(KEY, jnp.float32(0.0), (64, 64)).any())
+
+
 def test_float64_and_scale_precision():
     with jax.enable_x64(True):
         x = nonzero_input((2, 3, 10, 10), dtype=np.float64)

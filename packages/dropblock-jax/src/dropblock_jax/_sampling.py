@@ -44,9 +44,18 @@ def sparse_positions(key: jax.Array, gamma: jax.Array, num_grid: int, capacity: 
 
 
 def dense_grid(key: jax.Array, gamma: jax.Array, grid_shape: tuple[int, ...]) -> jax.Array:
-    """One Bernoulli(``gamma``) draw per corner: a bool grid of ``grid_shape``."""
-    u = jax.random.uniform(key, grid_shape, dtype=jnp.float32)
-    return u < gamma.astype(jnp.float32)
+    """One Bernoulli(``gamma``) draw per corner: a bool grid of ``grid_shape``.
+
+    A corner is a seed when 32 random bits fall below ``gamma * 2**32``: a resolution of
+    ``2**-32`` (a float32 uniform has ``2**-23``, which would draw a seed probability of
+    1e-9 as about 1.2e-7).
+    """
+    bits = jax.random.bits(key, grid_shape, dtype=jnp.uint32)
+    gamma = gamma.astype(jnp.float32)
+    # Exact: a float32 below 1 times 2**32 is an integer or rounds to one, at most 2**32 - 256.
+    below_one = jnp.minimum(gamma, jnp.float32(1.0 - 2.0**-24))
+    threshold = jnp.round(below_one * jnp.float32(2.0**32)).astype(jnp.uint32)
+    return (gamma >= 1.0) | (bits < threshold)
 
 
 def positions_to_grid(positions: jax.Array, grid_shape: tuple[int, ...]) -> jax.Array:

@@ -23,7 +23,14 @@ def concrete_rate(rate: Any, name: str = "rate") -> float | None:
     A concrete rate (Python number, NumPy or JAX scalar) must be a real number in
     [0, 1]; bools and NaN raise ``ValueError`` (``dropblock_core.validate_rate``).
     """
-    if isinstance(rate, jax.core.Tracer):
+    if isinstance(rate, jax.core.Tracer):  # its value is checked when concrete; its type now
+        if rate.shape != () or not (
+            jnp.issubdtype(rate.dtype, jnp.floating) or jnp.issubdtype(rate.dtype, jnp.integer)
+        ):
+            raise ValueError(
+                f"Invalid value for `{name}`: expected a real number in [0, 1], got a traced array of shape "
+                f"{rate.shape} and dtype {rate.dtype}."
+            )
         return None
     if isinstance(rate, numbers.Number) or rate is None or isinstance(rate, str):
         return validate_rate(rate, name)
@@ -86,7 +93,9 @@ def drop_block(
       max_rate: static upper bound on ``rate`` (keyword-only). The sparse sampler draws a
         static number of seed slots sized for this rate, so it sets the cost of a call and
         never its distribution for rates up to it. Defaults to ``rate`` when that is
-        concrete, else 1.0 (which falls back to one draw per corner). Pass the schedule's
+        concrete (so each new concrete rate compiles a new version: pass ``max_rate``
+        when the rate changes from call to call), else 1.0 (which falls back to one draw
+        per corner). Pass the schedule's
         target when feeding a traced rate. A concrete rate above ``max_rate`` (compared in
         float32, the precision rates are applied in) raises ``ValueError``; a traced one is
         clipped to it, except that a rate of 1 always drops everything. The masks a key
@@ -123,7 +132,18 @@ def drop_block(
     if fixed == 1.0:
         return jnp.zeros_like(x)
     layout.check_index_range()
-    return _train(key, x, jnp.asarray(rate, dtype=jnp.float32), layout, scale, bound, fixed is None)
+    return _train(key, x, rate_in_float32(rate, fixed), layout, scale, bound, fixed is None)
+
+
+def rate_in_float32(rate: Any, fixed: float | None) -> jax.Array:
+    """The rate as the float32 scalar it is applied in, below 1 when a concrete rate is.
+
+    ``float32(1 - 1e-9)`` is 1.0, which would drop everything: a rate of exactly 1 alone
+    does; a concrete rate below 1 becomes at most the largest float32 below 1.
+    """
+    if fixed is not None and fixed < 1.0 and np.float32(fixed) >= 1.0:
+        return jnp.asarray(np.nextafter(np.float32(1.0), np.float32(0.0)))
+    return jnp.asarray(rate, dtype=jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
@@ -137,9 +157,14 @@ def _train(key: jax.Array, x: jax.Array, rate: jax.Array, layout: Layout, scale:
 
 def effective_gamma(rate: jax.Array, layout: Layout, max_rate: float) -> jax.Array:
     """``gamma`` for ``min(rate, max_rate)`` as a float32 scalar (1 when the rate is 1)."""
-    clipped = jnp.minimum(rate, jnp.float32(max_rate))
+    clipped = jnp.minimum(rate, jnp.float32(max_rate) if max_rate >= 1.0 else _below_one(max_rate))
     gamma = jnp.minimum(clipped * jnp.float32(layout.gamma_factor), 1.0)
     return jnp.where(clipped >= 1.0, 1.0, gamma).astype(jnp.float32)
+
+
+def _below_one(rate: float) -> np.float32:
+    """``float32(rate)`` for a rate below 1, kept below 1 (see :func:`rate_in_float32`)."""
+    return min(np.float32(rate), np.nextafter(np.float32(1.0), np.float32(0.0)))
 
 
 def draw_seeds(key: jax.Array, layout: Layout, rate: jax.Array, max_rate: float) -> tuple[bool, jax.Array]:
