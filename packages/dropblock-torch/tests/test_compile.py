@@ -78,3 +78,11 @@ def test_dynamic_true_compiles_once_per_shape() -> None:
         expected = model(x)
         torch.manual_seed(0)
         assert torch.equal(compiled(x), expected)
+
+
+def test_a_rate_just_below_one_is_not_rate_one_when_compiled() -> None:
+    # The float32 buffer holds 1 - 1e-9 as 1.0; the compiled path clamps it to p in float64.
+    torch._dynamo.reset()
+    layer = DropBlock2d(p=1 - 1e-9, block_size=3)
+    y = torch.compile(layer, fullgraph=True, backend="eager")(torch.ones(16, 64, 8, 8))
+    assert (y != 0).any()

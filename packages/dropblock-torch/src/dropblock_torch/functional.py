@@ -22,7 +22,7 @@ from ._blocks import (
 )
 from ._core import normalize_block_size, validate_flag, validate_per_channel, validate_rate, validate_scale
 from ._geometry import Plan, make_plan, static_rate
-from ._sampling import Rate, sample_dense, sample_sparse
+from ._sampling import Rate, sample_dense, sample_sparse, sampling_dtype
 
 __all__ = ["drop_block1d", "drop_block2d", "drop_block3d"]
 
@@ -131,7 +131,9 @@ def rate_in_force(p_now: torch.Tensor, p_max: float, device: torch.device) -> Ra
     """
     if p_now.device.type == "cpu" and eager_cpu(device):
         return min(max(float(p_now), 0.0), p_max)
-    return torch.clamp(p_now.to(device), 0.0, p_max)
+    # Clamped in the sampler's precision: the float32 buffer holds 1 - 1e-9 as 1.0, which
+    # would make every corner a seed; clamped to p_max in float64 it stays below 1.
+    return torch.clamp(p_now.to(device=device, dtype=sampling_dtype(device)), 0.0, p_max)
 
 
 def _functional(
