@@ -119,8 +119,11 @@ def test_concrete_rate_above_max_rate_raises():
 
 def test_traced_edge_rates():
     x = nonzero_input((2, 8, 8, 3)) * jnp.inf  # rate 1 must give zeros, not inf * 0
-    f = jax.jit(lambda r: drop_block(KEY, x, r, 3, max_rate=0.1))
+    f = jax.jit(lambda r: drop_block(KEY, x, r, 3, max_rate=1.0))
     assert bool((f(jnp.float32(1.0)) == 0).all())
+    # Under a bound below 1 a traced rate is clipped to it: float32(1 - 1e-9) is 1.0.
+    near_one = jax.jit(lambda r: drop_block(KEY, jnp.ones((64, 8, 8, 16)), r, 3, max_rate=1 - 1e-9))
+    assert bool((near_one(jnp.float32(1 - 1e-9)) != 0).any())
     x = nonzero_input((2, 8, 8, 3))
     g = jax.jit(lambda r: drop_block(KEY, x, r, 3))
     assert np.array_equal(np.asarray(g(jnp.float32(0.0))), np.asarray(x))

@@ -98,7 +98,8 @@ def drop_block(
         per corner). Pass the schedule's
         target when feeding a traced rate. A concrete rate above ``max_rate`` (compared in
         float32, the precision rates are applied in) raises ``ValueError``; a traced one is
-        clipped to it, except that a rate of 1 always drops everything. The masks a key
+        clipped to it (so a traced rate of 1 drops everything only when ``max_rate`` is 1;
+        under a bound just below 1 it is a float32 1.0 that stands for the bound). The masks a key
         gives depend on ``max_rate`` too (it picks and sizes the sampler): pass it
         explicitly to get the same masks whether the rate is concrete or traced.
 
@@ -150,8 +151,8 @@ def rate_in_float32(rate: Any, fixed: float | None) -> jax.Array:
 def _train(key: jax.Array, x: jax.Array, rate: jax.Array, layout: Layout, scale: str, max_rate: float, traced: bool):
     """Sampling and stage 2 as one compiled computation (inlined when already under ``jit``)."""
     keep = sample_keep_mask(key, layout, rate, max_rate)
-    if traced:
-        keep = jnp.logical_and(keep, rate < 1.0)  # a traced rate of 1 drops everything
+    if traced and max_rate >= 1.0:  # a traced rate of 1 drops everything; below a bound < 1 it is clipped
+        keep = jnp.logical_and(keep, rate < 1.0)
     return _painting.apply_mask(x, keep, layout, scale)
 
 
