@@ -31,6 +31,47 @@ def runs(*batches: int, offset: float = 0.0) -> list[tuple[np.ndarray, np.ndarra
     return [(x, np.maximum(x, 0) + offset) for x in xs]
 
 
+def function_hiding_a_dropout() -> bytes:
+    """X -> Block(X) -> Y, the local function Block holding If(false) then Dropout else Identity."""
+    branch = {
+        name: helper.make_graph(
+            [helper.make_node(op, ["X"], [f"{name}_out"])],
+            name,
+            [],
+            [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, ["B", 3])],
+        )
+        for name, op in (("then", "Dropout"), ("else", "Identity"))
+    }
+    condition = helper.make_node("Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.BOOL, [], [False]))
+    choose = helper.make_node("If", ["c"], ["Y"], then_branch=branch["then"], else_branch=branch["else"])
+    function = helper.make_function("local", "Block", ["X"], ["Y"], [condition, choose], [helper.make_opsetid("", 17)])
+    graph = helper.make_graph(
+        [helper.make_node("Block", ["X"], ["Y"], domain="local")],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", 3])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["B", 3])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("local", 1)]
+    return helper.make_model(graph, opset_imports=opsets, functions=[function]).SerializeToString()
+
+
+def renamed_values_model() -> bytes:
+    """Relu, but its output value is named after the layer."""
+    nodes = [helper.make_node("Relu", ["X"], ["dropblock_out"]), helper.make_node("Identity", ["dropblock_out"], ["Y"])]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", 3])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["B", 3])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def identity_runs(*batches: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    return [(x, x) for x in (rng.normal(size=(n, 3)).astype(np.float32) for n in batches)]
+
+
 def test_a_clean_export_passes():
     judge_onnx(OnnxExport(relu_model(), runs(1, 3)))
 
@@ -44,8 +85,19 @@ def test_a_clean_export_passes():
         (OnnxExport(relu_model(batch=3), runs(3, 3)), "fixed"),
         (OnnxExport(relu_model(), runs(2, 2)), "two batch sizes"),
         (OnnxExport(relu_model(), runs(1, 3, offset=1e-3)), "differs"),
+        (OnnxExport(function_hiding_a_dropout(), identity_runs(1, 3)), "traces"),
+        (OnnxExport(renamed_values_model(), runs(1, 3)), "traces"),
     ],
-    ids=["random-op", "dropout-op", "named-after-the-layer", "static-batch", "one-batch-size", "wrong-values"],
+    ids=[
+        "random-op",
+        "dropout-op",
+        "named-after-the-layer",
+        "static-batch",
+        "one-batch-size",
+        "wrong-values",
+        "dropout-in-a-function-branch",
+        "value-named-after-the-layer",
+    ],
 )
 def test_a_bad_export_fails(export, complaint):
     with pytest.raises(AssertionError, match=complaint):

@@ -6,6 +6,7 @@ Each check takes the adapter, the behaviour (for its tolerance) and one case, an
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from .exported import judge_onnx
 from .golden import golden_input, load_case
 from .invariants import assert_close_ulp, assert_valid_sample
 from .spec import Behaviour, Case, golden
-from .stats import assert_binomial_counts, assert_within_z
+from .stats import assert_binomial_counts, assert_binomial_histogram, assert_within_z
 
 Check = Callable[[Any, Behaviour, Case], None]
 EXCEPTIONS = {"ValueError": ValueError, "TypeError": TypeError}
@@ -61,21 +62,44 @@ def _ones_samples(adapter: Any, case: Case) -> list[tuple[str, np.ndarray]]:
     """
     x = np.ones(case["shape"])
     layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
+    # A first call on maps of another size: what the layer derives from a shape (gamma's
+    # factor, the sampler's size) must not stick from one call to the next.
+    adapter.call_layer(layer, np.ones(_other_spatial_size(case)), dtype=case["dtype"], training=True)
     out = adapter.call_layer(layer, x, dtype=case["dtype"], training=True)
     assert np.isfinite(out.values).all(), "layer: non-finite values in the output"
     return [("functional", _ones_sample(adapter, case)), ("layer", out.values)]
 
 
+def _other_spatial_size(case: Case) -> tuple[int, ...]:
+    """The case's shape with every spatial size 3 larger (the batch and channels unchanged)."""
+    shape = list(case["shape"])
+    axes = range(2, len(shape)) if case["data_format"] == "channels_first" else range(1, len(shape) - 1)
+    for axis in axes:
+        shape[axis] += 3
+    return tuple(shape)
+
+
 def _assert_identity(x: np.ndarray, out: Any, dtype: str, what: str) -> None:
+    """``out`` is ``x`` bit for bit: the same dtype, signed zeros and NaNs where ``x`` has them."""
     assert out.dtype == dtype, f"{what}: dtype changed: {dtype} in, {out.dtype} out"
-    assert np.array_equal(out.values, x), f"{what}: output differs from the input"
+    same = (out.values == x) & (np.signbit(out.values) == np.signbit(x))
+    same |= np.isnan(out.values) & np.isnan(x)
+    assert same.all(), f"{what}: output differs from the input at {int((~same).sum())} elements"
+
+
+def _with_special_values(x: np.ndarray) -> np.ndarray:
+    """``x`` with -0.0, +0.0, NaN, +inf and -inf in its first elements (all exact in every float dtype)."""
+    special = np.array([-0.0, 0.0, np.nan, np.inf, -np.inf])
+    flat = x.copy().reshape(-1)
+    flat[: min(flat.size, special.size)] = special[: flat.size]
+    return flat.reshape(x.shape)
 
 
 # --- property checks --------------------------------------------------------------------
 
 
 def inference_identity(adapter: Any, behaviour: Behaviour, case: Case) -> None:
-    x, dtype = _input(case), case["dtype"]
+    x, dtype = _with_special_values(_input(case)), case["dtype"]
     layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
     _assert_identity(x, adapter.call_layer(layer, x, dtype=dtype, training=False), dtype, "layer")
     out = adapter.call_functional(x, seed=case["seed"], dtype=dtype, training=False, **case.params)
@@ -154,7 +178,10 @@ def gradient(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     x, dtype = _input(case), case["dtype"]
     cotangent = golden_input(tuple(case["shape"]), case["seed"] + 500)
     out, grad = adapter.gradient(x, cotangent, seed=case["seed"], dtype=dtype, **case.params)
-    if case["rate"] < 1:
+    if case["rate"] == 1:
+        assert (out.values == 0).all(), "rate 1: the output must be all zeros"
+        assert (grad == 0).all(), "rate 1: the gradient must be all zeros"
+    else:
         assert_valid_sample(x, out, case.params, dtype)
     dropped = out.values == 0
     assert (grad[dropped] == 0).all(), "non-zero gradient where the output was dropped"
@@ -186,18 +213,27 @@ def construction_error(adapter: Any, behaviour: Behaviour, case: Case) -> None:
 
 
 def call_error(adapter: Any, behaviour: Behaviour, case: Case) -> None:
-    """A wrong rank (layer) or a non-float dtype (layer and functional form) raises, with a message that says why."""
+    """A wrong rank (layer) or a non-float dtype (layer and functional form) raises, with a message that says why.
+
+    In every mode: training, inference, and a layer at rate 0 (which returns early).
+    """
+    x, dtype, error = _input(case), case["dtype"], EXCEPTIONS[case["raises"]]
     layer = adapter.make_layer(rank=case.rank, seed=case["seed"], **case.params)
-    x = _input(case)
-    with pytest.raises(EXCEPTIONS[case["raises"]]) as info:
-        adapter.call_layer(layer, x, dtype=case["dtype"], training=True)
+    idle = adapter.make_layer(rank=case.rank, seed=case["seed"], **{**case.params, "rate": 0.0})
+    with pytest.raises(error) as info:
+        adapter.call_layer(layer, x, dtype=dtype, training=True)
+    with pytest.raises(error):
+        adapter.call_layer(layer, x, dtype=dtype, training=False)
+    with pytest.raises(error):
+        adapter.call_layer(idle, x, dtype=dtype, training=True)
     if case["raises"] == "ValueError":
         expected = case.rank + 2
         assert str(expected) not in "".join(map(str, x.shape)), "the case's shape must not spell the expected rank"
         _assert_names(str(info.value), rf"\b{expected}(?:D\b|-dim)", f"the expected rank ({expected}D)")
         return
-    with pytest.raises(EXCEPTIONS[case["raises"]]):
-        adapter.call_functional(x, seed=case["seed"], dtype=case["dtype"], **case.params)
+    for training in (True, False):
+        with pytest.raises(error):
+            adapter.call_functional(x, seed=case["seed"], dtype=dtype, training=training, **case.params)
 
 
 # --- exact checks ---------------------------------------------------------------------------
@@ -264,7 +300,10 @@ def valid_region_seeds(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     g = gamma(case["rate"], spatial, block)
     total = seeds_cf.size
     assert_within_z(float(seeds_cf.sum()), total * g, total * g * (1 - g), behaviour.tolerance["z"], "seed count")
-    alpha = behaviour.tolerance["family_alpha"] / len(spatial)
+    per_map = seeds_cf.reshape(seeds_cf.shape[0] * seeds_cf.shape[1], -1).sum(axis=1)
+    family = behaviour.tolerance["family_alpha"]
+    assert_binomial_histogram(per_map, seeds_cf[0, 0].size, g, family / 2, "seeds per map")
+    alpha = family / 2 / len(spatial)
     for axis in range(2, seeds_cf.ndim):
         other = tuple(a for a in range(seeds_cf.ndim) if a != axis)
         counts = seeds_cf.sum(axis=other)
@@ -296,31 +335,50 @@ def per_channel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
         sampled_property(adapter, behaviour, case)
         return
     spatial, block = _geometry(case)
-    rate = case["rate"]
-    dropped = oracle.to_channels_first(_ones_sample(adapter, case) == 0, case["data_format"])
-    n_samples, channels = dropped.shape[:2]
-    assert n_samples % 2 == 0, "independence cases need an even batch"
-    assert channels % 2 == 0, "independence cases need an even channel count"
-    keep = oracle.keep_probability(rate, spatial, block).reshape(-1)
-    g = gamma(rate, spatial, block)
-    n = oracle.coverage_counts(spatial, block).reshape(-1)
-    both_kept = (1.0 - g) ** (n[:, None] + n[None, :] - oracle.shared_coverage(spatial, block))
-    both_dropped = 1.0 - keep[:, None] - keep[None, :] + both_kept
-    q = 1.0 - keep
-    pair_mean = float((q**2).sum())  # co-dropped count of one pair of independent maps
-    pair_variance = float((both_dropped**2).sum() - (q**2).sum() ** 2)
-    # Disjoint pairs of maps, each pair independent of the others: neighbouring channels,
-    # channels half the channel count apart, and samples half the batch apart.
-    pairings = {
-        "neighbouring channels": (dropped[:, 0::2], dropped[:, 1::2]),
-        "channels C/2 apart": (dropped[:, : channels // 2], dropped[:, channels // 2 :]),
-        "samples N/2 apart": (dropped[: n_samples // 2], dropped[n_samples // 2 :]),
-    }
     z = behaviour.tolerance["z"]
-    for what, (first, second) in pairings.items():
-        pairs = first.shape[0] * first.shape[1]
-        co_dropped = float((first & second).sum())
-        assert_within_z(co_dropped, pairs * pair_mean, pairs * pair_variance, z, f"positions dropped in both ({what})")
+    for source, out in _ones_samples(adapter, case):
+        dropped = oracle.to_channels_first(out == 0, case["data_format"])
+        n_samples, channels = dropped.shape[:2]
+        assert n_samples % 2 == 0, "independence cases need an even batch"
+        assert channels % 2 == 0, "independence cases need an even channel count"
+        # Disjoint pairs of maps, each pair independent of the others: neighbouring channels,
+        # channels half the channel count apart, and samples half the batch apart.
+        pairings = {
+            "neighbouring channels": (dropped[:, 0::2], dropped[:, 1::2]),
+            "channels C/2 apart": (dropped[:, : channels // 2], dropped[:, channels // 2 :]),
+            "samples N/2 apart": (dropped[: n_samples // 2], dropped[n_samples // 2 :]),
+        }
+        for what, (first, second) in pairings.items():
+            _assert_independent_pairs(first, second, case["rate"], spatial, block, z, f"{source}, {what}")
+        if case.get("distinct_masks"):
+            _assert_no_two_masks_alike(dropped, case["rate"], spatial, block, behaviour, source)
+
+
+def _assert_independent_pairs(
+    first: np.ndarray, second: np.ndarray, rate: float, spatial: Any, block: Any, z: float, what: str
+) -> None:
+    """Maps paired element for element (``(..., *S)`` each) drop together as often as independent maps do."""
+    pairs = math.prod(first.shape[: first.ndim - len(spatial)])
+    mean, variance = oracle.co_drop_moments(rate, spatial, block)
+    co_dropped = float((first & second).sum())
+    assert_within_z(co_dropped, pairs * mean, pairs * variance, z, f"positions dropped in both ({what})")
+
+
+def _assert_no_two_masks_alike(
+    dropped: np.ndarray, rate: float, spatial: Any, block: Any, behaviour: Behaviour, what: str
+) -> None:
+    """No two of the (N, C) maps have the same mask, where independent ones almost surely do not.
+
+    Catches masks shared between pairs of maps that no fixed pairing looks at (a stream
+    index off by a stride, say).
+    """
+    maps = dropped.reshape(-1, math.prod(spatial))
+    count = maps.shape[0]
+    bound = count * (count - 1) / 2 * oracle.mask_collision_bound(rate, spatial, block)
+    alpha = behaviour.tolerance["family_alpha"]
+    assert bound <= alpha, f"the case is too small: {bound:.3g} identical pairs expected, above {alpha}"
+    distinct = np.unique(np.packbits(maps, axis=1), axis=0).shape[0]
+    assert distinct == count, f"{what}: {count - distinct} of {count} masks repeat another map's mask"
 
 
 # --- framework checks -----------------------------------------------------------------------------
@@ -382,9 +440,21 @@ def data_parallel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     replicas = len(run.outputs)
     assert replicas >= 2, f"{replicas} replica outputs: the engine must run two replicas or more"
     assert len(run.inputs) == replicas, f"{replicas} outputs for {len(run.inputs)} inputs"
-    zeros = [out == 0 for out in run.outputs]
-    for r in range(1, replicas):
-        assert not np.array_equal(zeros[0], zeros[r]), f"replicas 0 and {r} drew the same mask"
+    assert case["per_channel"], "data-parallel cases judge independent per-channel maps"
+    zeros = [oracle.to_channels_first(out == 0, run.data_format) for out in run.outputs]
+    for a, b in itertools.combinations(range(replicas), 2):
+        assert not np.array_equal(zeros[a], zeros[b]), f"replicas {a} and {b} drew the same mask"
+    spatial = zeros[0].shape[2:]
+    block = clamp_block(spatial, normalize_block_size(case["block_size"], len(spatial)))
+    z = behaviour.tolerance["z"]
+    maps = np.concatenate([d.reshape(-1, *spatial) for d in zeros])  # per-channel masks: every map
+    mean = oracle.expected_drop_fraction(case["rate"], spatial, block)
+    variance = oracle.drop_fraction_variance(case["rate"], spatial, block) / maps.shape[0]
+    assert_within_z(float(maps.mean()), mean, variance, z, "the replicas' mean dropped fraction")
+    # Replicas 0 and 1, 2 and 3...: map for map, independent masks (not shared for some samples).
+    firsts = np.stack([zeros[r] for r in range(0, replicas - 1, 2)])
+    seconds = np.stack([zeros[r + 1] for r in range(0, replicas - 1, 2)])
+    _assert_independent_pairs(firsts, seconds, case["rate"], spatial, block, z, "pairs of replicas")
     counted_over = case["scale_over"].get(adapter.name)
     assert counted_over, f"the spec decides no cross-replica scale for {adapter.name}"
     sample = {**params, "data_format": run.data_format}

@@ -20,25 +20,35 @@ RANDOM_OPS = ("Random", "Bernoulli", "Dropout", "Multinomial")
 ATOL = 1e-5
 
 
-def _nodes(graph: Any) -> Iterator[Any]:
-    """Every node of ``graph``, including those of subgraphs (If/Loop/Scan bodies)."""
-    for node in graph.node:
+def _subgraphs_of(node: Any) -> Iterator[Any]:
+    """Every graph nested in ``node`` (If/Loop/Scan bodies), at any depth."""
+    for attribute in node.attribute:
+        for graph in [*([attribute.g] if attribute.HasField("g") else []), *attribute.graphs]:
+            yield graph
+            for inner in graph.node:
+                yield from _subgraphs_of(inner)
+
+
+def _nodes(nodes: Any) -> Iterator[Any]:
+    """Every node of ``nodes`` (a graph's or a function's) and of the graphs nested in them."""
+    for node in nodes:
         yield node
-        for attribute in node.attribute:
-            if attribute.g.node:
-                yield from _nodes(attribute.g)
-            for subgraph in attribute.graphs:
-                yield from _nodes(subgraph)
+        for graph in _subgraphs_of(node):
+            yield from graph.node
 
 
 def traces_of_the_layer(proto: Any) -> list[str]:
-    """Random or dropout operators, and names, op types or domains mentioning "drop", in ``proto``."""
-    nodes = [*_nodes(proto.graph), *(node for function in proto.functions for node in function.node)]
+    """Random or dropout operators, and any name mentioning "drop" (ops, domains, nodes, values, functions)."""
+    top = [*proto.graph.node, *(node for function in proto.functions for node in function.node)]
+    nodes = list(_nodes(top))
     found = [f"op {node.op_type}" for node in nodes if any(op in node.op_type for op in RANDOM_OPS)]
+    graphs = [proto.graph, *(graph for node in top for graph in _subgraphs_of(node))]
     names = [
-        *(text for node in nodes for text in (node.op_type, node.domain, node.name)),
-        *(function.name for function in proto.functions),
-        *(init.name for init in proto.graph.initializer),
+        *(text for node in nodes for text in (node.op_type, node.domain, node.name, *node.input, *node.output)),
+        *(text for function in proto.functions for text in (function.name, *function.input, *function.output)),
+        *(graph.name for graph in graphs),
+        *(value.name for graph in graphs for value in (*graph.input, *graph.output, *graph.value_info)),
+        *(init.name for graph in graphs for init in graph.initializer),
     ]
     found += [f"name {text!r}" for text in names if "drop" in text.lower()]
     return found
@@ -52,7 +62,7 @@ def judge_onnx(export: OnnxExport) -> None:
     proto = onnx.load_model_from_string(export.model)
     onnx.checker.check_model(proto)
     traces = traces_of_the_layer(proto)
-    ops = sorted({node.op_type for node in _nodes(proto.graph)})
+    ops = sorted({node.op_type for node in _nodes(proto.graph.node)})
     assert not traces, f"the exported graph holds traces of the layer: {traces}; ops {ops}"
     batch = proto.graph.input[0].type.tensor_type.shape.dim[0]
     assert not batch.HasField("dim_value"), f"the batch dimension is fixed to {batch.dim_value}"

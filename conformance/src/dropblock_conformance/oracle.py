@@ -187,6 +187,34 @@ def drop_fraction_variance(rate: float, spatial: Sequence[int], block: Sequence[
     return float((both - np.outer(keep, keep)).sum() / n.size**2)
 
 
+def co_drop_moments(rate: float, spatial: Sequence[int], block: Sequence[int]) -> tuple[float, float]:
+    """Mean and variance of the number of positions dropped in both of two independent maps.
+
+    With ``c(p, q)`` the probability that ``p`` and ``q`` are both dropped in one map, the
+    count has mean ``sum_p q(p)**2`` and variance ``sum_{p,q} c(p, q)**2 - (sum_p q(p)**2)**2``.
+    """
+    g = gamma(rate, spatial, block)
+    n = coverage_counts(spatial, block).reshape(-1)
+    keep = (1.0 - g) ** n
+    both_kept = (1.0 - g) ** (n[:, None] + n[None, :] - shared_coverage(spatial, block))
+    both_dropped = 1.0 - keep[:, None] - keep[None, :] + both_kept
+    mean = float(((1.0 - keep) ** 2).sum())
+    return mean, float((both_dropped**2).sum() - mean**2)
+
+
+def mask_collision_bound(rate: float, spatial: Sequence[int], block: Sequence[int]) -> float:
+    """An upper bound on the probability that two independent maps have the same mask.
+
+    Positions whose coordinates are multiples of the block size differ by at least the
+    block in some axis, so no corner covers two of them: their drops are independent, and
+    two masks agree on all of them with probability ``prod q**2 + (1 - q)**2``.
+    """
+    clamped = clamp_block(spatial, block)
+    lattice = tuple(slice(0, None, k) for k in clamped)
+    dropped = 1.0 - keep_probability(rate, spatial, block)[lattice]
+    return float(np.prod(dropped**2 + (1.0 - dropped) ** 2))
+
+
 @dataclass
 class LinearSchedule:
     """The paper's scheduled DropBlock as plain state: a step counter and a ramp."""

@@ -39,3 +39,52 @@ def assert_binomial_counts(counts: np.ndarray, trials: float, p: np.ndarray, fam
             f"{what}: {int(bad.sum())} of {counts.size} counts outside +-{z:.2f} sd; first at flat index {i}: "
             f"observed {counts[i]:.0f}, expected {mean[i]:.1f} (sd {sd[i]:.2f})"
         )
+
+
+def assert_binomial_histogram(counts: np.ndarray, trials: int, p: float, family_alpha: float, what: str) -> None:
+    """The histogram of ``counts`` (one per independent unit) fits Binomial(trials, p): a chi-square test.
+
+    Bins from each tail are pooled until each expects at least 5 units; the bound is the
+    chi-square quantile at ``1 - family_alpha`` (Wilson-Hilferty), so a correct sampler
+    fails with probability at most ``family_alpha``. It catches count distributions with
+    the right mean but the wrong shape (capped, or rounded to the mean).
+    """
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+    units = counts.size
+    k = np.arange(trials + 1)
+    log_pmf = (
+        np.array([math.lgamma(trials + 1) - math.lgamma(i + 1) - math.lgamma(trials - i + 1) for i in k])
+        + k * math.log(max(p, 1e-300))
+        + (trials - k) * math.log(max(1.0 - p, 1e-300))
+    )
+    expected = units * np.exp(log_pmf)
+    observed = np.bincount(counts, minlength=trials + 1).astype(np.float64)
+    edges = _pooled_bins(expected)
+    exp_bins = np.array([expected[a:b].sum() for a, b in edges])
+    obs_bins = np.array([observed[a:b].sum() for a, b in edges])
+    dof = len(edges) - 1
+    assert dof >= 1, f"{what}: too few units ({units}) for a histogram test"
+    chi2 = float(((obs_bins - exp_bins) ** 2 / exp_bins).sum())
+    z = NormalDist().inv_cdf(1.0 - family_alpha)
+    bound = dof * (1.0 - 2.0 / (9.0 * dof) + z * math.sqrt(2.0 / (9.0 * dof))) ** 3
+    assert chi2 <= bound, (
+        f"{what}: the counts do not look Binomial({trials}, {p:.4g}): chi-square {chi2:.1f} > {bound:.1f} "
+        f"({dof} degrees of freedom); observed {obs_bins.astype(int).tolist()}, expected "
+        f"{np.round(exp_bins, 1).tolist()}"
+    )
+
+
+def _pooled_bins(expected: np.ndarray, least: float = 5.0) -> list[tuple[int, int]]:
+    """Half-open ranges of consecutive values, the tails pooled so that each expects at least ``least``."""
+    edges: list[tuple[int, int]] = []
+    start, total = 0, 0.0
+    for i, e in enumerate(expected):
+        total += e
+        if total >= least:
+            edges.append((start, i + 1))
+            start, total = i + 1, 0.0
+    if not edges:
+        return [(0, expected.size)]
+    a, _ = edges[-1]
+    edges[-1] = (a, expected.size)  # the upper tail joins the last bin
+    return edges

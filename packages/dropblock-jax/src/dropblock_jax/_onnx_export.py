@@ -47,7 +47,7 @@ def onnx_export(rank: int) -> OnnxExport:
     from jax2onnx import to_onnx
 
     model = trained_model(rank)
-    proto = to_onnx(model, [("B", *_SIZES[rank], 3)], model_name=f"dropblock_cnn_{rank}d")
+    proto = to_onnx(model, [("B", *_SIZES[rank], 3)], model_name=f"small_cnn_{rank}d")
     runs = []
     for batch in (2, 5):
         x = np.asarray(jax.random.normal(jax.random.key(batch), (batch, *_SIZES[rank], 3)), dtype=np.float32)

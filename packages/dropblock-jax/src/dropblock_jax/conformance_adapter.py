@@ -20,7 +20,7 @@ import numpy as np
 from . import _painting, functional
 from ._core.results import CompileResult, DataParallelRun, OnnxExport, Output, ScheduleResult
 from ._layout import Layout
-from .functional import drop_block
+from .functional import check_input, drop_block
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -107,8 +107,9 @@ class JaxAdapter:
             xj = _to_jax(x, dtype)
             if not training:
                 # `drop_block` is the training-mode op: inference is not calling it (as with
-                # Flax's dropout, whose modules skip the mask when deterministic).
-                return _output(xj)
+                # Flax's dropout, whose modules skip the mask when deterministic). Its input
+                # would still be checked, as the modules check it in inference.
+                return _output(check_input(xj))
             y = drop_block(jax.random.key(seed), xj, params["rate"], params["block_size"], **_stage_params(params))
             return _output(y)
 

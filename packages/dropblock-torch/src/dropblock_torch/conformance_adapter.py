@@ -150,6 +150,9 @@ class TorchAdapter:
 
         kwargs = _torch_params({**params, "rate": max(rates)})
         module = _MODULES[x.ndim - 2](**kwargs).train()
+        # A fresh cache: a frame compiled for an earlier case's p would recompile here for
+        # this p (by design: each maximum p compiles its own graph), not for a rate change.
+        torch._dynamo.reset()
         counter = CompileCounterWithBackend("inductor")
         compiled = torch.compile(module, backend=counter, fullgraph=True)
         inp = to_torch(x, params.get("dtype", "float32"))
