@@ -126,6 +126,21 @@ class ChecksInputsOnlyInTraining(OracleAdapter):
         return super().call_functional(x, seed=seed, dtype=dtype, training=training, **params)
 
 
+class NamesEveryRank(OracleAdapter):
+    """A wrong-rank message that lists every rank the library has, not the one expected."""
+
+    def call_layer(self, layer, x, *, dtype, training):
+        if x.ndim != layer.rank + 2:
+            raise ValueError(f"DropBlock takes a 3D, 4D or 5D input, got shape {x.shape}")
+        return super().call_layer(layer, x, dtype=dtype, training=training)
+
+
+class KerasWithoutTrainingNone(OracleAdapter):
+    """A Keras stand-in whose adapter leaves out the training=None call the statement promises."""
+
+    name = "tf"
+
+
 class InferenceAddsZero(OracleAdapter):
     """Inference returns ``x + 0.0``: equal values, but -0.0 comes back as +0.0."""
 
@@ -241,6 +256,8 @@ class TwoOfThreeReplicasAlike(Replicas):
         (ChecksInputsOnlyInTraining(), "shapes", "2d-layer-given-3d"),
         (ChecksInputsOnlyInTraining(), "dtype", "int32-raises"),
         (InferenceAddsZero(), "inference-identity", "2d-f16"),
+        (NamesEveryRank(), "shapes", "2d-layer-given-3d"),
+        (KerasWithoutTrainingNone(), "inference-identity", "2d-f16"),
         (GradientIgnoresRateOne(), "gradient", "2d-rate-one"),
         (CompiledForSquareMaps(), "compile", "2d"),
         (CompiledRateInFloat32(), "compile", "2d-near-one"),

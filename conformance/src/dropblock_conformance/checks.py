@@ -104,7 +104,10 @@ def inference_identity(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     _assert_identity(x, adapter.call_layer(layer, x, dtype=dtype, training=False), dtype, "layer")
     out = adapter.call_functional(x, seed=case["seed"], dtype=dtype, training=False, **case.params)
     _assert_identity(x, out, dtype, "functional")
-    for how, out in adapter.inference_calls(layer, x, dtype=dtype).items():
+    calls = adapter.inference_calls(layer, x, dtype=dtype)
+    missing = [how for how in behaviour.required_calls.get(adapter.name, ()) if how not in calls]
+    assert not missing, f"the adapter's inference_calls() lacks {missing} (reported: {sorted(calls)})"
+    for how, out in calls.items():
         _assert_identity(x, out, dtype, f"layer, {how}")
 
 
@@ -230,6 +233,8 @@ def call_error(adapter: Any, behaviour: Behaviour, case: Case) -> None:
         expected = case.rank + 2
         assert str(expected) not in "".join(map(str, x.shape)), "the case's shape must not spell the expected rank"
         _assert_names(str(info.value), rf"\b{expected}(?:D\b|-dim)", f"the expected rank ({expected}D)")
+        named = {int(n) for n in re.findall(r"\b(\d)(?:D\b|-dim)", str(info.value))}
+        assert named <= {expected, x.ndim}, f"the message {str(info.value)!r} names ranks other than {expected}"
         return
     for training in (True, False):
         with pytest.raises(error):

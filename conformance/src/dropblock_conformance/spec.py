@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -40,6 +40,8 @@ class Behaviour:
     how: str
     applies_to: str
     tolerance: Mapping[str, Any]
+    #: Implementation name -> the calls its adapter must report (``inference-identity``).
+    required_calls: Mapping[str, Sequence[str]] = field(default_factory=dict)
     cases: tuple[Case, ...] = field(default=(), repr=False)
 
 
@@ -104,6 +106,7 @@ def behaviours(directory: Path | None = None) -> tuple[Behaviour, ...]:
                 how=entry["how"],
                 applies_to=entry.get("applies_to", "all"),
                 tolerance=entry.get("tolerance", {}),
+                required_calls=entry.get("required_calls", {}),
                 cases=cases,
             )
         )
