@@ -10,18 +10,13 @@ import math
 
 import numpy as np
 import pytest
+from stand_ins import CompiledWith, Replicas, run
 
-from dropblock_conformance import checks, oracle
-from dropblock_conformance.adapter import CompileResult, DataParallelRun, Output
+from dropblock_conformance import oracle
+from dropblock_conformance.adapter import Output
 from dropblock_conformance.dtypes import round_to
 from dropblock_conformance.oracle_adapter import OracleAdapter
-from dropblock_conformance.spec import behaviour
 from dropblock_core import clamp_block, gamma, gamma_factor, normalize_block_size, valid_corners
-
-
-def run(adapter: OracleAdapter, behaviour_id: str, case_name: str) -> None:
-    b = behaviour(behaviour_id)
-    checks.run_case(adapter, b, next(c for c in b.cases if c.name == case_name))
 
 
 class SeedMutant(OracleAdapter):
@@ -158,26 +153,6 @@ class GradientIgnoresRateOne(OracleAdapter):
         return super().gradient(x, cotangent, seed=seed, dtype=dtype, **params)
 
 
-class CompiledWith(OracleAdapter):
-    """A framework stand-in whose compiled path is the oracle at ``compiled_rate(rate)``."""
-
-    is_framework = True
-    name = "torch"
-
-    def compiled_rate(self, rate, spatial, block):
-        return rate
-
-    def compile_check(self, x, rates, *, seed, **params):
-        dtype = params.pop("dtype", "float32")
-        spatial = oracle.spatial_shape(x.shape, params.get("data_format", "channels_first"))
-        block = clamp_block(spatial, normalize_block_size(params["block_size"], len(spatial)))
-        outputs = [
-            self.call_functional(x, seed=seed, dtype=dtype, **params, rate=self.compiled_rate(r, spatial, block))
-            for r in rates
-        ]
-        return CompileResult(outputs=outputs, compilations=1)
-
-
 class CompiledForSquareMaps(CompiledWith):
     """The compiled path reads one spatial size and takes the map for a square."""
 
@@ -193,22 +168,6 @@ class CompiledRateInFloat32(CompiledWith):
 
     def compiled_rate(self, rate, spatial, block):
         return float(np.float32(rate))
-
-
-class Replicas(OracleAdapter):
-    """A DDP stand-in: replicas call the oracle on the same input, each with its own seed."""
-
-    name = "torch"
-    is_framework = True
-    count = 2
-
-    def replica_outputs(self, xs, params):
-        return [self.call_functional(x, seed=r, dtype="float32", **params).values for r, x in enumerate(xs)]
-
-    def data_parallel_run(self, *, rate, block_size, scale, per_channel):
-        params = {"rate": rate, "block_size": block_size, "scale": scale, "per_channel": per_channel}
-        xs = [np.ones((4, 8, 12, 12))] * self.count
-        return DataParallelRun("channels_first", xs, self.replica_outputs(xs, params), {"step ran": True})
 
 
 class ReplicaInInference(Replicas):

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from stand_ins import CompiledWith, Replicas, run
 
-from dropblock_conformance import checks, oracle
-from dropblock_conformance.adapter import CompileResult, DataParallelRun, Output
+from dropblock_conformance import oracle
+from dropblock_conformance.adapter import Output
 from dropblock_conformance.oracle_adapter import OracleAdapter
-from dropblock_conformance.spec import behaviour
 from dropblock_core import gamma_factor
-
-
-def run(adapter: OracleAdapter, behaviour_id: str, case_name: str) -> None:
-    b = behaviour(behaviour_id)
-    checks.run_case(adapter, b, next(c for c in b.cases if c.name == case_name))
 
 
 class SharedMaskByDefault(OracleAdapter):
@@ -162,60 +157,31 @@ class EmptyInputLosesDtype(OracleAdapter):
         return Output(out.values, "float64") if x.size == 0 else out
 
 
-class CompiledLikeEager(OracleAdapter):
-    """A framework stand-in whose "compiled" callable is the oracle itself, compiled once."""
-
-    is_framework = True
-    rate_factor = 1.0
-
-    def compile_check(self, x, rates, *, seed, **params):
-        dtype = params.pop("dtype", "float32")
-        outputs = [
-            self.call_functional(x, seed=seed, dtype=dtype, **params, rate=min(1.0, self.rate_factor * rate))
-            for rate in rates
-        ]
-        return CompileResult(outputs=outputs, compilations=1)
-
-
-class CompiledDropsTwice(CompiledLikeEager):
+class CompiledDropsTwice(CompiledWith):
     """The compiled path draws at twice the rate fed to it; every output is still a legal sample."""
 
-    rate_factor = 2.0
+    def compiled_rate(self, rate, spatial, block):
+        return min(1.0, 2 * rate)
 
 
-class ReplicasOfTheOracle(OracleAdapter):
-    """A DDP-like stand-in: two replicas call the oracle on the same input, each scaling by its own batch."""
-
-    name = "torch"
-    is_framework = True
-
-    def replica_outputs(self, x, params):
-        return [self.call_functional(x, seed=r, dtype="float32", **params).values for r in range(2)]
-
-    def data_parallel_run(self, *, rate, block_size, scale, per_channel):
-        x = np.ones((4, 8, 12, 12))
-        params = {"rate": rate, "block_size": block_size, "scale": scale, "per_channel": per_channel}
-        return DataParallelRun("channels_first", [x, x], self.replica_outputs(x, params), {"step ran": True})
-
-
-class ReplicasShareOneMask(ReplicasOfTheOracle):
+class ReplicasShareOneMask(Replicas):
     """Every rank seeded alike draws the same mask (a plain per-rank generator)."""
 
-    def replica_outputs(self, x, params):
-        first = super().replica_outputs(x, params)[0]
+    def replica_outputs(self, xs, params):
+        first = super().replica_outputs(xs, params)[0]
         return [first, first]
 
 
-class ReplicasScaleByTheGlobalBatch(ReplicasOfTheOracle):
+class ReplicasScaleByTheGlobalBatch(Replicas):
     """The scale counts the kept elements of all replicas (an all-reduce), where the spec says the local batch."""
 
-    def replica_outputs(self, x, params):
-        dropped = [out == 0 for out in super().replica_outputs(x, params)]
+    def replica_outputs(self, xs, params):
+        dropped = [out == 0 for out in super().replica_outputs(xs, params)]
         factor = np.float32(sum(d.size for d in dropped) / sum(int((~d).sum()) for d in dropped))
-        return [np.where(d, 0.0, x * factor) for d in dropped]
+        return [np.where(d, 0.0, x * factor) for d, x in zip(dropped, xs, strict=True)]
 
 
-class ShardsScaleLocallyInAGlobalView(ReplicasOfTheOracle):
+class ShardsScaleLocallyInAGlobalView(Replicas):
     """JAX's global view, but each shard scales by its own batch: the global call is no longer one DropBlock."""
 
     name = "jax"
@@ -262,5 +228,5 @@ def test_oracle_itself_passes_those_cases():
     for behaviour_id, case_name in [("per-channel", "2d-independent"), ("expected-drop-fraction", "2d-20x8-k3")]:
         run(OracleAdapter(), behaviour_id, case_name)
     for case_name in ("2d", "1d-sample", "3d-shared"):
-        run(CompiledLikeEager(), "compile", case_name)
-    run(ReplicasOfTheOracle(), "data-parallel", "engine")
+        run(CompiledWith(), "compile", case_name)
+    run(Replicas(), "data-parallel", "engine")

@@ -1,0 +1,57 @@
+"""Helpers of the suite's own tests: run one spec case, and framework stand-ins built on the oracle.
+
+A stand-in plays a framework (``is_framework``, an adapter name) for the framework-only
+behaviours; subclasses inject one bug each.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dropblock_conformance import checks, oracle
+from dropblock_conformance.adapter import CompileResult, DataParallelRun
+from dropblock_conformance.oracle_adapter import OracleAdapter
+from dropblock_conformance.spec import behaviour
+from dropblock_core import clamp_block, normalize_block_size
+
+
+def run(adapter: OracleAdapter, behaviour_id: str, case_name: str) -> None:
+    """Run the spec case ``behaviour_id[case_name]`` against ``adapter``."""
+    b = behaviour(behaviour_id)
+    checks.run_case(adapter, b, next(c for c in b.cases if c.name == case_name))
+
+
+class CompiledWith(OracleAdapter):
+    """A compiler stand-in: its "compiled" callable is the oracle at ``compiled_rate(rate)``, compiled once."""
+
+    is_framework = True
+    name = "torch"
+
+    def compiled_rate(self, rate, spatial, block):
+        return rate
+
+    def compile_check(self, x, rates, *, seed, **params):
+        dtype = params.pop("dtype", "float32")
+        spatial = oracle.spatial_shape(x.shape, params.get("data_format", "channels_first"))
+        block = clamp_block(spatial, normalize_block_size(params["block_size"], len(spatial)))
+        outputs = [
+            self.call_functional(x, seed=seed, dtype=dtype, **params, rate=self.compiled_rate(r, spatial, block))
+            for r in rates
+        ]
+        return CompileResult(outputs=outputs, compilations=1)
+
+
+class Replicas(OracleAdapter):
+    """A DDP stand-in: ``count`` replicas call the oracle on the same input, each with its own seed."""
+
+    name = "torch"
+    is_framework = True
+    count = 2
+
+    def replica_outputs(self, xs, params):
+        return [self.call_functional(x, seed=r, dtype="float32", **params).values for r, x in enumerate(xs)]
+
+    def data_parallel_run(self, *, rate, block_size, scale, per_channel):
+        params = {"rate": rate, "block_size": block_size, "scale": scale, "per_channel": per_channel}
+        xs = [np.ones((4, 8, 12, 12))] * self.count
+        return DataParallelRun("channels_first", xs, self.replica_outputs(xs, params), {"step ran": True})
