@@ -315,23 +315,26 @@ def valid_region_seeds(adapter: Any, behaviour: Behaviour, case: Case) -> None:
         assert_binomial_counts(counts, total / seeds_cf.shape[axis], np.full(counts.shape, g), alpha, f"axis {axis}")
 
 
-def _assert_drop_fraction(case: Case, out: np.ndarray, rate: float, z: float, source: str) -> None:
-    """The mean dropped fraction of ``out``'s independent maps is within ``z`` sd of the closed form."""
-    spatial, block = _geometry(case)
-    maps = _maps(case, out)
-    mean = oracle.expected_drop_fraction(rate, spatial, block)
-    variance = oracle.drop_fraction_variance(rate, spatial, block) / maps.shape[0]
-    assert_within_z(float(maps.mean()), mean, variance, z, f"{source}: mean dropped fraction")
+def _drop_fraction_moments(rate: float, spatial: Any, block: Any) -> tuple[float, float]:
+    """Mean and variance of one map's dropped fraction (closed forms, once per case: the variance is O(P**2))."""
+    return oracle.expected_drop_fraction(rate, spatial, block), oracle.drop_fraction_variance(rate, spatial, block)
+
+
+def _assert_drop_fraction(maps: np.ndarray, moments: tuple[float, float], z: float, source: str) -> None:
+    """The mean dropped fraction of the independent ``maps`` (``(M, *S)``) is within ``z`` sd of the closed form."""
+    mean, map_variance = moments
+    assert_within_z(float(maps.mean()), mean, map_variance / maps.shape[0], z, f"{source}: mean dropped fraction")
 
 
 def expected_drop_fraction(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     spatial, block = _geometry(case)
     rate = case["rate"]
     dropped_p = 1.0 - oracle.keep_probability(rate, spatial, block)
+    moments = _drop_fraction_moments(rate, spatial, block)
     z, alpha = behaviour.tolerance["z"], behaviour.tolerance["family_alpha"]
     for source, out in _ones_samples(adapter, case):
-        _assert_drop_fraction(case, out, rate, z, source)
         maps = _maps(case, out)
+        _assert_drop_fraction(maps, moments, z, source)
         assert_binomial_counts(maps.sum(axis=0), maps.shape[0], dropped_p, alpha, f"{source}: per-position drops")
 
 
@@ -341,6 +344,7 @@ def per_channel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
         return
     spatial, block = _geometry(case)
     z = behaviour.tolerance["z"]
+    moments = oracle.co_drop_moments(case["rate"], spatial, block)  # O(P**2): once per case
     for source, out in _ones_samples(adapter, case):
         dropped = oracle.to_channels_first(out == 0, case["data_format"])
         n_samples, channels = dropped.shape[:2]
@@ -354,17 +358,20 @@ def per_channel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
             "samples N/2 apart": (dropped[: n_samples // 2], dropped[n_samples // 2 :]),
         }
         for what, (first, second) in pairings.items():
-            _assert_independent_pairs(first, second, case["rate"], spatial, block, z, f"{source}, {what}")
+            _assert_independent_pairs(first, second, spatial, moments, z, f"{source}, {what}")
         if case.get("distinct_masks"):
             _assert_no_two_masks_alike(dropped, case["rate"], spatial, block, behaviour, source)
 
 
 def _assert_independent_pairs(
-    first: np.ndarray, second: np.ndarray, rate: float, spatial: Any, block: Any, z: float, what: str
+    first: np.ndarray, second: np.ndarray, spatial: Any, moments: tuple[float, float], z: float, what: str
 ) -> None:
-    """Maps paired element for element (``(..., *S)`` each) drop together as often as independent maps do."""
-    pairs = math.prod(first.shape[: first.ndim - len(spatial)])
-    mean, variance = oracle.co_drop_moments(rate, spatial, block)
+    """Maps paired element for element (``(..., *spatial)`` each) drop together as often as independent maps do.
+
+    ``moments``: :func:`oracle.co_drop_moments` of one pair of maps.
+    """
+    pairs = first.size // math.prod(spatial)
+    mean, variance = moments
     co_dropped = float((first & second).sum())
     assert_within_z(co_dropped, pairs * mean, pairs * variance, z, f"positions dropped in both ({what})")
 
@@ -408,7 +415,8 @@ def compile_behaviour(adapter: Any, behaviour: Behaviour, case: Case) -> None:
             assert (out.values == 0).all(), "compiled, rate 1: elements kept"
         else:
             assert_valid_sample(x, out, {**params, "rate": rate}, dtype)
-            _assert_drop_fraction(case, out.values, rate, behaviour.tolerance["z"], f"compiled, rate {rate}")
+            moments = _drop_fraction_moments(rate, *_geometry(case))
+            _assert_drop_fraction(_maps(case, out.values), moments, behaviour.tolerance["z"], f"compiled, rate {rate}")
     assert result.compilations == 1, f"compiled {result.compilations} times for {len(case['rates'])} rates"
 
 
@@ -453,13 +461,12 @@ def data_parallel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     block = clamp_block(spatial, normalize_block_size(case["block_size"], len(spatial)))
     z = behaviour.tolerance["z"]
     maps = np.concatenate([d.reshape(-1, *spatial) for d in zeros])  # per-channel masks: every map
-    mean = oracle.expected_drop_fraction(case["rate"], spatial, block)
-    variance = oracle.drop_fraction_variance(case["rate"], spatial, block) / maps.shape[0]
-    assert_within_z(float(maps.mean()), mean, variance, z, "the replicas' mean dropped fraction")
+    _assert_drop_fraction(maps, _drop_fraction_moments(case["rate"], spatial, block), z, "the replicas")
     # Replicas 0 and 1, 2 and 3...: map for map, independent masks (not shared for some samples).
     firsts = np.stack([zeros[r] for r in range(0, replicas - 1, 2)])
     seconds = np.stack([zeros[r + 1] for r in range(0, replicas - 1, 2)])
-    _assert_independent_pairs(firsts, seconds, case["rate"], spatial, block, z, "pairs of replicas")
+    moments = oracle.co_drop_moments(case["rate"], spatial, block)
+    _assert_independent_pairs(firsts, seconds, spatial, moments, z, "pairs of replicas")
     counted_over = case["scale_over"].get(adapter.name)
     assert counted_over, f"the spec decides no cross-replica scale for {adapter.name}"
     sample = {**params, "data_format": run.data_format}
