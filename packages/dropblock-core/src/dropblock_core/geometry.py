@@ -12,9 +12,6 @@ import math
 from collections.abc import Sequence
 
 
-# Probability, at most, that the sparse sampler needs more seed slots than
-# ``seed_capacity`` provides: 2**-64, far below the resolution of the uniform variates
-# the samplers draw (2**-24 in float32).
 def clamp_block(spatial: Sequence[int], block: Sequence[int]) -> tuple[int, ...]:
     """Clamp each block size to its spatial size (behaviour ``block-clamp``).
 
@@ -70,6 +67,9 @@ def gamma(rate: float, spatial: Sequence[int], block: Sequence[int]) -> float:
 
 def log_failure_bound() -> float:
     """``64 * ln(2)``: the sampler's capacity is exceeded with probability at most ``2**-64``.
+
+    That is far below the resolution of the uniform variates the samplers draw (``2**-24``
+    in float32).
 
     A function returning a literal, not a module-level float: ``torch.compile(dynamic=True)``
     makes a global float symbolic, and the capacity derived from it would stop being an int.
