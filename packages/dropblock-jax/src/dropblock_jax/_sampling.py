@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 _GAP_CAP = float(2**31 - 128)  # exact in float32 and in int32
+#: The largest float32 below 1: where a rate or seed probability below 1 must stay below 1.
+BELOW_ONE = np.nextafter(np.float32(1.0), np.float32(0.0))
 
 
 def sparse_positions(key: jax.Array, gamma: jax.Array, num_grid: int, capacity: int) -> jax.Array:
@@ -53,7 +56,7 @@ def dense_grid(key: jax.Array, gamma: jax.Array, grid_shape: tuple[int, ...]) ->
     bits = jax.random.bits(key, grid_shape, dtype=jnp.uint32)
     gamma = gamma.astype(jnp.float32)
     # Exact: a float32 below 1 times 2**32 is an integer or rounds to one, at most 2**32 - 256.
-    below_one = jnp.minimum(gamma, jnp.float32(1.0 - 2.0**-24))
+    below_one = jnp.minimum(gamma, BELOW_ONE)
     threshold = jnp.round(below_one * jnp.float32(2.0**32)).astype(jnp.uint32)
     return (gamma >= 1.0) | (bits < threshold)
 

@@ -142,8 +142,8 @@ def rate_in_float32(rate: Any, fixed: float | None) -> jax.Array:
     ``float32(1 - 1e-9)`` is 1.0, which would drop everything: a rate of exactly 1 alone
     does; a concrete rate below 1 becomes at most the largest float32 below 1.
     """
-    if fixed is not None and fixed < 1.0 and np.float32(fixed) >= 1.0:
-        return jnp.asarray(np.nextafter(np.float32(1.0), np.float32(0.0)))
+    if fixed is not None and fixed < 1.0:
+        return jnp.asarray(_below_one(fixed))
     return jnp.asarray(rate, dtype=jnp.float32)
 
 
@@ -165,7 +165,7 @@ def effective_gamma(rate: jax.Array, layout: Layout, max_rate: float) -> jax.Arr
 
 def _below_one(rate: float) -> np.float32:
     """``float32(rate)`` for a rate below 1, kept below 1 (see :func:`rate_in_float32`)."""
-    return min(np.float32(rate), np.nextafter(np.float32(1.0), np.float32(0.0)))
+    return min(np.float32(rate), _sampling.BELOW_ONE)
 
 
 def draw_seeds(key: jax.Array, layout: Layout, rate: jax.Array, max_rate: float) -> tuple[bool, jax.Array]:
