@@ -1,4 +1,4 @@
-"""ONNX export check (issue 6): a small CNN holding DropBlock, exported with ``model.export(format="onnx")``.
+"""ONNX export (issue 6): a small CNN holding DropBlock, exported with ``model.export(format="onnx")``.
 
 Needs ``tf2onnx`` (the ``onnx`` extra). In inference mode the layer returns its input, so
 the exported graph holds only the convolutions, batch norm and ReLU: no random op, no

@@ -44,6 +44,12 @@ def _functional_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: params[k] for k in ("data_format", "per_channel", "scale") if k in params}
 
 
+def _compute_in(layer: _DropBlockND, dtype: str) -> None:
+    """A Keras layer computes in its dtype policy: the suite's (float) dtype becomes the layer's."""
+    if dtype in _FLOATS and layer.compute_dtype != dtype:
+        layer.dtype_policy = dtype
+
+
 class TFAdapter:
     """dropblock-tf under the conformance suite."""
 
@@ -60,15 +66,12 @@ class TFAdapter:
         return _LAYERS[rank](params.pop("rate"), params.pop("block_size"), seed=seed, **params)
 
     def call_layer(self, layer: _DropBlockND, x: np.ndarray, *, dtype: str, training: bool) -> Output:
-        # A Keras layer computes in its dtype policy; the suite's dtype is the layer's dtype.
-        if dtype in _FLOATS and layer.compute_dtype != dtype:
-            layer.dtype_policy = dtype
+        _compute_in(layer, dtype)
         return _output(layer(_tensor(x, dtype), training=training))
 
     def inference_calls(self, layer: _DropBlockND, x: np.ndarray, *, dtype: str) -> dict[str, Output]:
         """``training`` left to Keras: a direct call, a functional model's call and ``Model.predict``."""
-        if layer.compute_dtype != dtype:
-            layer.dtype_policy = dtype
+        _compute_in(layer, dtype)
         inputs = keras.Input(x.shape[1:], batch_size=x.shape[0], dtype=dtype)
         model = keras.Model(inputs, layer(inputs))
         xt = _tensor(x, dtype)
