@@ -1,6 +1,6 @@
 """Helpers of the suite's own tests: run one spec case, and framework stand-ins built on the oracle.
 
-A stand-in plays a framework (``is_framework``, an adapter name) for the framework-only
+A stand-in (an oracle subclass with a framework's name) is judged on the framework-only
 behaviours; subclasses inject one bug each.
 """
 
@@ -24,7 +24,6 @@ def run(adapter: OracleAdapter, behaviour_id: str, case_name: str) -> None:
 class CompiledWith(OracleAdapter):
     """A compiler stand-in: its "compiled" callable is the oracle at ``compiled_rate(rate)``, compiled once."""
 
-    is_framework = True
     name = "torch"
 
     def compiled_rate(self, rate, spatial, block):
@@ -45,7 +44,6 @@ class Replicas(OracleAdapter):
     """A DDP stand-in: ``count`` replicas call the oracle on the same input, each with its own seed."""
 
     name = "torch"
-    is_framework = True
     count = 2
 
     def replica_outputs(self, xs, params):

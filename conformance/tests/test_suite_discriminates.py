@@ -13,6 +13,8 @@ from stand_ins import CompiledWith, Replicas, run
 from dropblock_conformance import oracle
 from dropblock_conformance.adapter import Output
 from dropblock_conformance.oracle_adapter import OracleAdapter
+from dropblock_conformance.plugin import not_applicable
+from dropblock_conformance.spec import behaviour
 from dropblock_core import gamma_factor
 
 
@@ -230,3 +232,15 @@ def test_oracle_itself_passes_those_cases():
     for case_name in ("2d", "1d-sample", "3d-shared"):
         run(CompiledWith(), "compile", case_name)
     run(Replicas(), "data-parallel", "engine")
+
+
+def test_only_the_oracle_itself_skips_the_framework_behaviours():
+    class ClaimsToBeNoFramework(OracleAdapter):
+        """An implementation that would rather not be compiled, exported or replicated."""
+
+        name = "torch"
+        is_framework = False
+
+    case = next(c for c in behaviour("compile").cases if c.name == "2d")
+    assert not_applicable(OracleAdapter(), case)
+    assert not_applicable(ClaimsToBeNoFramework(), case) is None

@@ -44,8 +44,6 @@ class Adapter(Protocol):
     dtypes: tuple[str, ...]
     #: Case id (``behaviour[case]``) or behaviour id -> reason it is expected to fail.
     expected_failures: Mapping[str, str]
-    #: False for the reference oracle: behaviours with ``applies_to: frameworks`` are not applicable.
-    is_framework: bool
     #: Canonical parameter name -> the public API's name where they differ (PyTorch: ``{"rate": "p"}``).
     #: Error messages must name the public one.
     parameter_names: Mapping[str, str]

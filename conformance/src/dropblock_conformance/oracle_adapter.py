@@ -44,7 +44,6 @@ class OracleAdapter:
     data_formats = ("channels_first", "channels_last")
     dtypes = DTYPES
     expected_failures: Mapping[str, str] = MappingProxyType({})
-    is_framework = False
     parameter_names: Mapping[str, str] = MappingProxyType({})
 
     def make_layer(self, *, rank: int, seed: int, **params: Any) -> OracleLayer:

@@ -56,7 +56,6 @@ class JaxAdapter:
     data_formats = ("channels_first", "channels_last")
     dtypes = _DTYPES
     expected_failures: ClassVar[dict[str, str]] = {}
-    is_framework = True
     parameter_names: ClassVar[dict[str, str]] = {}
 
     def make_layer(self, *, rank: int, seed: int, **params: Any) -> Any:

@@ -57,7 +57,6 @@ class TFAdapter:
     data_formats = ("channels_first", "channels_last")
     dtypes = _FLOATS
     expected_failures: Mapping[str, str] = MappingProxyType({})
-    is_framework = True
     parameter_names: Mapping[str, str] = MappingProxyType({})
 
     # -- layer and functional form --------------------------------------------------------

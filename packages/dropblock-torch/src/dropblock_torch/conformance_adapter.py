@@ -79,7 +79,6 @@ class TorchAdapter:
     data_formats = ("channels_first",)
     dtypes = ("float16", "bfloat16", "float32", "float64")
     expected_failures: ClassVar[dict[str, str]] = {}
-    is_framework = True
     parameter_names: ClassVar[dict[str, str]] = {"rate": "p"}
 
     def make_layer(self, *, rank: int, seed: int, **params: Any) -> SeededLayer:
