@@ -26,6 +26,7 @@ OUTCOME_ICONS = {
     "xfail": "**xfail**",
     "fail": "**FAIL**",
     "skip": "**skip**",
+    "deselected": "*not run*",
     "missing": "*missing*",
 }
 

@@ -25,6 +25,7 @@ from .spec import Case, all_cases, behaviour
 
 GROUP = "dropblock.conformance"
 NOT_APPLICABLE = "not applicable"
+DESELECTED = "deselected"
 
 
 def load_adapter(name: str) -> Any:
@@ -38,7 +39,11 @@ def load_adapter(name: str) -> Any:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dropblock conformance")
     group.addoption("--dropblock-impl", default=None, help="adapter name (entry point) to test")
-    group.addoption("--dropblock-report", default=None, help="write {impl: {behaviour: outcome}} JSON here")
+    group.addoption(
+        "--dropblock-report",
+        default=None,
+        help="write this run's JSON report here: implementation, behaviours, cases and statements",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -114,17 +119,28 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 _CONFIG: dict[str, pytest.Config] = {}
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Cases left out on purpose (``-k``, ``-m``) are reported as ``deselected``, not as failures."""
+    outcomes = getattr(_CONFIG.get("config"), "_dropblock_outcomes", None)
+    if outcomes is None:
+        return
+    for item in items:
+        case = _case(item)
+        if case is not None:
+            outcomes[case.id] = DESELECTED
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     _CONFIG["config"] = session.config
 
 
 def behaviour_outcomes(case_outcomes: dict[str, str]) -> dict[str, str]:
-    """Fold case outcomes into one per behaviour: fail > skip > xfail > pass > n/a."""
+    """Fold case outcomes into one per behaviour: fail > skip > deselected > xfail > pass > n/a."""
     folded: dict[str, list[str]] = {}
     for case_id, outcome in case_outcomes.items():
         folded.setdefault(case_id.split("[", 1)[0], []).append(outcome)
-    order = ("fail", "skip", "xfail", "pass", "n/a")
+    order = ("fail", "skip", DESELECTED, "xfail", "pass", "n/a")
     return {b: next(o for o in order if o in outs) for b, outs in folded.items()}
 
 
@@ -136,7 +152,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     outcomes = config._dropblock_outcomes  # type: ignore[attr-defined]
     for case in all_cases():
-        outcomes.setdefault(case.id, "fail")  # a case that never ran cannot pass
+        outcomes.setdefault(case.id, "fail")  # a case that neither ran nor was deselected cannot pass
     report = {
         "implementation": adapter.name,
         "behaviours": behaviour_outcomes(outcomes),
