@@ -86,3 +86,11 @@ def test_a_rate_just_below_one_is_not_rate_one_when_compiled() -> None:
     layer = DropBlock2d(p=1 - 1e-9, block_size=3)
     y = torch.compile(layer, fullgraph=True, backend="eager")(torch.ones(16, 64, 8, 8))
     assert (y != 0).any()
+
+
+def test_a_tensor_rate_is_refused_by_name_when_compiled() -> None:
+    # Building the message must not read the tensor's value, which Dynamo does not know.
+    # With fullgraph=True, Dynamo may wrap the ValueError in its own error, message included.
+    compiled = torch.compile(drop_block2d, fullgraph=True)
+    with pytest.raises((ValueError, RuntimeError), match=r"`p`.*got an array or tensor \(torch\.Tensor\)"):
+        compiled(torch.ones(2, 3, 8, 8), torch.tensor(0.1), 3)

@@ -40,6 +40,7 @@ def test_rate_one_gives_finite_zeros(dtype: torch.dtype, device: torch.device) -
         ({"p": -0.1}, r"`p`.*\[0, 1\]"),
         ({"p": float("nan")}, r"`p`"),
         ({"p": True}, r"`p`"),
+        ({"p": torch.tensor(0.1)}, r"`p`.*got an array or tensor \(torch\.Tensor\)"),
         ({"block_size": 0}, "block_size"),
         ({"block_size": (3, 3, 3)}, "block_size"),
         ({"scale": "global"}, "scale"),

@@ -16,7 +16,26 @@ DATA_FORMATS = ("channels_first", "channels_last")
 
 
 def _invalid(name: str, expected: str, value: object) -> ValueError:
-    return ValueError(f"Invalid value for `{name}`: expected {expected}, got {value!r}.")
+    return ValueError(f"Invalid value for `{name}`: expected {expected}, got {_shown(value)}.")
+
+
+def _shown(value: object) -> str:
+    """``repr`` of a Python or NumPy scalar, string or tuple; the type of anything else.
+
+    A tensor or array says what it is, not its values: a 0-dim tensor holding 0.1 would
+    read as a valid rate, a large one would flood the message, and under a compiler its
+    values are not known at all.
+
+    >>> _shown((3, 2.5)), _shown(float("nan"))
+    ('(3, 2.5)', 'nan')
+    >>> import numpy as np
+    >>> _shown(np.array(0.1))
+    'an array or tensor (numpy.ndarray)'
+    """
+    if value is None or isinstance(value, bool | numbers.Number | str | bytes | tuple | list):
+        return repr(value)
+    kind = type(value)
+    return f"an array or tensor ({kind.__module__}.{kind.__qualname__})"
 
 
 def validate_rate(value: object, name: str = "rate") -> float:
@@ -91,8 +110,11 @@ def validate_data_format(value: object, name: str = "data_format") -> str:
     return str(value)
 
 
-def validate_flag(value: object, name: str) -> bool:
+def validate_flag(value: object, name: str, expected: str = "True or False") -> bool:
     """Return ``value`` if it is a bool (``1`` and ``None`` are not).
+
+    ``expected`` is what the message lists as allowed, for a caller that also takes
+    something else (a tensor it handles before calling this).
 
     >>> validate_flag(True, "inplace")
     True
@@ -102,7 +124,7 @@ def validate_flag(value: object, name: str) -> bool:
     ValueError: Invalid value for `inplace`: expected True or False, got None.
     """
     if not isinstance(value, bool):
-        raise _invalid(name, "True or False", value)
+        raise _invalid(name, expected, value)
     return value
 
 
