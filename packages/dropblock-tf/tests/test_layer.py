@@ -136,6 +136,47 @@ def test_bad_seed_is_named_on_every_path(seed, kwargs):
         drop_block(tf.ones((1, 4, 4, 1)), args.pop("rate"), 3, seed=seed, **args)
 
 
+def test_bad_seed_message_shows_the_value_given():
+    with pytest.raises(ValueError, match=r"`seed`.*got 3\."):
+        drop_block(tf.ones((1, 4, 4, 1)), 0.1, 3, seed=3)
+
+
+def test_a_tensor_rate_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"`rate`.*got an array or tensor"):
+        drop_block(tf.ones((1, 4, 4, 1)), tf.constant(0.1), 3, seed=(1, 2))
+
+
+@pytest.mark.parametrize("training", ["no", 1, None, tf.constant([True])])
+def test_function_training_must_be_a_bool_or_a_bool_scalar_tensor(training):
+    with pytest.raises(ValueError, match=r"`training`: expected True, False or a scalar bool tensor"):
+        drop_block(tf.ones((1, 4, 4, 1)), 0.1, 3, seed=(1, 2), training=training)
+
+
+def test_function_training_tensor_picks_the_branch_at_run_time():
+    x = _x((4, 12, 12, 8))
+
+    @tf.function
+    def step(training):
+        return drop_block(x, 0.3, 3, seed=(1, 2), training=training)
+
+    assert np.array_equal(step(tf.constant(False)), x)
+    assert np.array_equal(step(tf.constant(True)), drop_block(x, 0.3, 3, seed=(1, 2)))
+    assert np.array_equal(drop_block(x, 0.3, 3, seed=(1, 2), training=tf.constant(False)), x)
+
+
+def test_function_data_format_defaults_to_the_keras_config():
+    x = _x((2, 4, 12, 12))  # channels first
+    before = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        default = drop_block(x, 0.3, 3, seed=(1, 2), per_channel=False)
+    finally:
+        keras.config.set_image_data_format(before)
+    explicit = drop_block(x, 0.3, 3, seed=(1, 2), per_channel=False, data_format="channels_first")
+    assert np.array_equal(default, explicit)
+    assert not np.array_equal(default, drop_block(x, 0.3, 3, seed=(1, 2), per_channel=False))
+
+
 def test_backend_other_than_tensorflow_raises_import_error():
     # Keras picks its backend once per process; pretend it picked JAX.
     code = "import keras; keras.backend.backend = lambda: 'jax'; import dropblock_tf"

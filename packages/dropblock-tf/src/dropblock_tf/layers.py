@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import keras
 import tensorflow as tf
 
-from ._core import normalize_block_size, validate_data_format, validate_per_channel, validate_rate, validate_scale
-from .ops import check_input, drop_block_nd
+from ._core import normalize_block_size, validate_per_channel, validate_rate, validate_scale
+from .ops import check_input, drop_block_nd, resolve_data_format
 
 _DOC = """Applies DropBlock{rank}D regularization (Ghiasi, Lin and Le, NeurIPS 2018).
 
@@ -89,9 +89,7 @@ class _DropBlockND(keras.layers.Layer):
         super().__init__(**kwargs)
         self.rate = validate_rate(rate)
         self.block_size = normalize_block_size(block_size, self.rank)
-        self.data_format = validate_data_format(
-            keras.config.image_data_format() if data_format is None else data_format
-        )
+        self.data_format = resolve_data_format(data_format)
         self.per_channel = validate_per_channel(per_channel)
         self.scale = validate_scale(scale)
         self.seed = seed

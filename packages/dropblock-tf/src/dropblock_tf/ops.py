@@ -11,12 +11,14 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from . import _masking, _sampling
 from ._core import (
     normalize_block_size,
     validate_data_format,
+    validate_flag,
     validate_per_channel,
     validate_rate,
     validate_scale,
@@ -61,14 +63,20 @@ def check_input(x: Any, rank: int | None, data_format: str) -> int:
     return rank
 
 
+def resolve_data_format(data_format: str | None) -> str:
+    """``data_format``, validated; ``None`` is Keras's ``image_data_format()``, as in ``keras.ops``."""
+    return validate_data_format(keras.config.image_data_format() if data_format is None else data_format)
+
+
 def as_stateless_seed(seed: Any) -> tf.Tensor:
     """A ``tf.random`` stateless seed: an int tensor of shape ``[2]`` (int64 values folded into int32 as Keras does)."""
+    given = seed
     try:
         seed = tf.convert_to_tensor(seed)
     except (TypeError, ValueError) as error:  # None, strings of mixed types, ...
-        raise _invalid_seed(seed) from error
+        raise _invalid_seed(given) from error
     if not seed.dtype.is_integer or seed.shape.rank != 1 or seed.shape[0] not in (2, None):
-        raise _invalid_seed(seed)
+        raise _invalid_seed(given)
     if seed.dtype != tf.int32:
         seed = tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), tf.int32.max - 1), tf.int32)
     return seed
@@ -259,8 +267,8 @@ def drop_block(
     block_size: int | Sequence[int],
     *,
     seed: Any,
-    training: bool = True,
-    data_format: str = "channels_last",
+    training: bool | tf.Tensor = True,
+    data_format: str | None = None,
     per_channel: bool = True,
     scale: str = "batch",
 ) -> tf.Tensor:
@@ -275,8 +283,10 @@ def drop_block(
         rate: probability of dropping a unit, a Python number in [0, 1].
         block_size: int or tuple of one int per spatial dim; clamped to the map at call time.
         seed: a ``tf.random`` stateless seed, shape ``[2]`` ints. The same seed gives the same output.
-        training: if False, ``x`` is returned unchanged.
-        data_format: ``"channels_last"`` or ``"channels_first"``.
+        training: ``True`` or ``False`` (``x`` is then returned unchanged), or a bool
+            tensor, which picks between the two at run time (as a layer's ``training``).
+        data_format: ``"channels_last"`` or ``"channels_first"``; ``None`` (the default)
+            is ``keras.config.image_data_format()``, like the layers and ``keras.ops``.
         per_channel: one mask per (sample, channel) (the paper's Algorithm 1); False shares
             one mask per sample across channels.
         scale: ``"batch"`` (numel / kept over the whole tensor), ``"sample"`` (per sample) or
@@ -301,14 +311,20 @@ def drop_block(
     True
     """
     rate = validate_rate(rate)
-    data_format = validate_data_format(data_format)
+    data_format = resolve_data_format(data_format)
     per_channel = validate_per_channel(per_channel)
     scale = validate_scale(scale)
     seed = as_stateless_seed(seed)
     x = tf.convert_to_tensor(x)
     rank = check_input(x, None, data_format)
     block = normalize_block_size(block_size, rank)
-    if not training or rate == 0.0:
+    if isinstance(training, tf.Tensor | tf.Variable) and training.dtype == tf.bool and training.shape.rank == 0:
+
+        def dropped() -> tf.Tensor:
+            return drop_block(x, rate, block, seed=seed, data_format=data_format, per_channel=per_channel, scale=scale)
+
+        return tf.cond(training, dropped, lambda: tf.identity(x))
+    if not validate_flag(training, "training", "True, False or a scalar bool tensor") or rate == 0.0:
         return x
     if rate == 1.0:  # every corner is a seed: kept = 0, s = 0 (gradient 0, never NaN)
         return _masking.apply_keep(x, (tf.zeros_like(x, dtype=tf.uint8),), tf.zeros([1], tf.int64), scale)
