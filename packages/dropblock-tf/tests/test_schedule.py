@@ -65,6 +65,13 @@ def test_start_above_a_target_is_rejected():
         _fit(_model(), 1, DropBlockSchedule(4, start=0.15))
 
 
+def test_a_model_without_dropblock_is_refused():
+    model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="holds no DropBlock layer"):
+        _fit(model, 1, DropBlockSchedule(4))
+
+
 @pytest.mark.parametrize("kwargs", [{"total_steps": 0}, {"total_steps": 2.5}, {"total_steps": 4, "start": 1.5}])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):

@@ -79,6 +79,8 @@ class DropBlockSchedule(keras.callbacks.Callback):
             layer.current_rate.assign(self.rate_at(step, layer.rate))
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if next(dropblock_layers(self.model), None) is None:  # a schedule on the wrong model: say so
+            raise ValueError("DropBlockSchedule: the model being trained holds no DropBlock layer.")
         self._update()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
