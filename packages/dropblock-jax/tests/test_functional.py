@@ -129,6 +129,16 @@ def test_traced_edge_rates():
     assert np.array_equal(np.asarray(g(jnp.float32(0.0))), np.asarray(x))
 
 
+@pytest.mark.parametrize("max_rate", [0.3, 1.0])  # the sparse and the dense sampler
+def test_a_traced_rate_out_of_range_is_clipped_and_nan_counts_as_zero(max_rate):
+    x = nonzero_input((8, 16, 16, 8))
+    f = jax.jit(lambda r: drop_block(KEY, x, r, 3, max_rate=max_rate))
+    for nothing in (float("nan"), -0.5, -np.inf):
+        assert np.array_equal(np.asarray(f(jnp.float32(nothing))), np.asarray(x)), nothing
+    for above in (1.5, np.inf):
+        assert np.array_equal(np.asarray(f(jnp.float32(above))), np.asarray(f(jnp.float32(max_rate)))), above
+
+
 def test_a_traced_rate_must_be_a_real_scalar():
     x = nonzero_input((8, 8, 8, 4))
     for bad in (jnp.array([0.0, 0.0, 0.9, 0.9]), jnp.array([0.1]), jnp.array(True)):

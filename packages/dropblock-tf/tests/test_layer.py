@@ -106,6 +106,19 @@ def test_setting_rate_sets_the_rate_in_force_and_is_checked():
     assert layer.rate == 0.4
 
 
+def test_a_rate_in_force_out_of_range_is_clipped_and_nan_counts_as_zero():
+    # current_rate assigned directly (or loaded) skips the `rate` setter's validation.
+    x = _x((8, 16, 16, 16))
+    layer = DropBlock2D(0.3, 3, seed=0)
+    for nothing in (float("nan"), -0.5, -float("inf")):
+        layer.current_rate.assign(nothing)
+        assert np.array_equal(layer(x, training=True), x), nothing
+    for above in (1.5, float("inf")):
+        layer.current_rate.assign(above)
+        fraction = float(np.mean(np.asarray(layer(x, training=True)) == 0))
+        assert 0.1 < fraction < 0.5, (above, fraction)  # about 0.3, far from 1
+
+
 def test_a_rate_just_below_one_does_not_drop_everything():
     # float32(1 - 1e-9) is 1.0; the rate in force is clipped to `rate` in float64, below 1.
     x = _x((16, 14, 14, 16))

@@ -75,6 +75,25 @@ def test_eager_cpu_rate_as_a_float_samples_like_the_tensor_rate(
     assert torch.equal(as_float, as_tensor)
 
 
+@pytest.mark.parametrize("eager_cpu", [True, False])  # the rate read as a float, or kept as a tensor
+def test_a_rate_in_force_out_of_range_is_clipped_and_nan_counts_as_zero(
+    monkeypatch: pytest.MonkeyPatch, eager_cpu: bool
+) -> None:
+    # p_current written in place (torch.func.functional_call, a hand-edited state) skips set_current_p.
+    if not eager_cpu:
+        monkeypatch.setattr(functional, "eager_cpu", lambda device: False)
+    m = DropBlock2d(p=0.3, block_size=3)
+    x = torch.randn(8, 16, 16, 16)
+    for nothing in (float("nan"), -0.5, -float("inf")):
+        m.p_current.fill_(nothing)
+        assert torch.equal(m(x, generator=generator("cpu", 5)), x), nothing
+    m.p_current.fill_(0.3)
+    at_max = m(x, generator=generator("cpu", 5))
+    for above in (1.5, float("inf")):
+        m.p_current.fill_(above)
+        assert torch.equal(m(x, generator=generator("cpu", 5)), at_max), above
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("block_size", 0), ("block_size", (3, 3, 3)), ("scale", "Batch"), ("inplace", "no"), ("per_channel", 1)],

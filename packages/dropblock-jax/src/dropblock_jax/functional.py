@@ -98,8 +98,9 @@ def drop_block(
         per corner). Pass the schedule's
         target when feeding a traced rate. A concrete rate above ``max_rate`` (compared in
         float32, the precision rates are applied in) raises ``ValueError``; a traced one is
-        clipped to it (so a traced rate of 1 drops everything only when ``max_rate`` is 1;
-        under a bound just below 1 it is a float32 1.0 that stands for the bound). The masks a key
+        clipped to ``[0, max_rate]``, NaN counting as 0 (so a traced rate of 1 drops
+        everything only when ``max_rate`` is 1; under a bound just below 1 it is a float32
+        1.0 that stands for the bound). The masks a key
         gives depend on ``max_rate`` too (it picks and sizes the sampler): pass it
         explicitly to get the same masks whether the rate is concrete or traced.
 
@@ -152,13 +153,23 @@ def _train(key: jax.Array, x: jax.Array, rate: jax.Array, layout: Layout, scale:
     """Sampling and stage 2 as one compiled computation (inlined when already under ``jit``)."""
     keep = sample_keep_mask(key, layout, rate, max_rate)
     if traced and max_rate >= 1.0:  # a traced rate of 1 drops everything; below a bound < 1 it is clipped
-        keep = jnp.logical_and(keep, rate < 1.0)
+        keep = jnp.logical_and(keep, rate_in_force(rate, max_rate) < 1.0)
     return _painting.apply_mask(x, keep, layout, scale)
 
 
+def rate_in_force(rate: jax.Array, max_rate: float) -> jax.Array:
+    """``rate`` clipped to ``[0, max_rate]`` (kept below 1 when ``max_rate`` is), NaN counting as 0.
+
+    A traced rate cannot be checked, so a value out of range is clipped: a NaN or
+    negative rate drops nothing, one above ``max_rate`` drops at ``max_rate``.
+    """
+    bound = jnp.float32(max_rate) if max_rate >= 1.0 else _below_one(max_rate)
+    return jnp.clip(jnp.nan_to_num(rate, nan=0.0), 0.0, bound)
+
+
 def effective_gamma(rate: jax.Array, layout: Layout, max_rate: float) -> jax.Array:
-    """``gamma`` for ``min(rate, max_rate)`` as a float32 scalar (1 when the rate is 1)."""
-    clipped = jnp.minimum(rate, jnp.float32(max_rate) if max_rate >= 1.0 else _below_one(max_rate))
+    """``gamma`` for :func:`rate_in_force` as a float32 scalar (1 when the rate is 1)."""
+    clipped = rate_in_force(rate, max_rate)
     gamma = jnp.minimum(clipped * jnp.float32(layout.gamma_factor), 1.0)
     return jnp.where(clipped >= 1.0, 1.0, gamma).astype(jnp.float32)
 

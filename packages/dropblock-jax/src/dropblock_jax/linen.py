@@ -23,7 +23,8 @@ class DropBlock(nn.Module):
 
     Attributes:
       rate: the drop probability in [0, 1] (_not_ the keep rate!); a call-time ``rate``
-        may not exceed it (it sizes the seed sampler).
+        may not exceed it (it sizes the seed sampler): a concrete one above it raises, a
+        traced one is clipped to ``[0, rate]`` (NaN counts as 0).
       block_size: an int, or a tuple with one positive int per spatial dimension.
       deterministic: if True the input is returned untouched (inference).
       data_format: ``"channels_last"`` (default, like ``nn.Conv``) or ``"channels_first"``.

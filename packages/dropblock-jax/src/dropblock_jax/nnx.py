@@ -24,6 +24,8 @@ class DropBlock(nnx.Module):
     Args:
       rate: the drop probability in [0, 1] (_not_ the keep rate!). A call-time ``rate``
         may not exceed it: it sizes the seed sampler (see ``drop_block``'s ``max_rate``).
+        A concrete one above it raises; a traced one is clipped to ``[0, rate]`` (NaN
+        counts as 0).
       block_size: an int, or a tuple with one positive int per spatial dimension.
       data_format: ``"channels_last"`` (default, like ``nnx.Conv``) or ``"channels_first"``.
       per_channel: one mask per (sample, channel) (default, the paper's Algorithm 1).

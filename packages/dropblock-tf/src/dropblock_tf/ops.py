@@ -151,13 +151,16 @@ def keep_for(
 ) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
     """``sample_keep`` for the input ``x`` (only its shape is read); ``flags``: ``make_plan``'s keywords.
 
-    A rate tensor (a layer's rate in force) is clipped to ``[0, max_rate]`` in float64:
-    the sampler is sized for ``max_rate``, and a higher rate would run out of seed slots
-    part way through the grid. A float32 rate in force rounds above ``max_rate`` (0.1 does;
-    a rate within 3e-8 of 1 rounds to 1, which would drop everything).
+    A rate tensor (a layer's rate in force) is clipped to ``[0, max_rate]`` in float64,
+    NaN counting as 0 (no validator sees a value assigned to ``current_rate``): the
+    sampler is sized for ``max_rate``, and a higher rate would run out of seed slots part
+    way through the grid. A float32 rate in force rounds above ``max_rate`` (0.1 does; a
+    rate within 3e-8 of 1 rounds to 1, which would drop everything).
     """
     if isinstance(rate, tf.Tensor):  # in float64: a float32 rate may round above max_rate (to 1.0 just below 1)
-        rate = tf.clip_by_value(as_float64(rate), tf.constant(0.0, tf.float64), as_float64(max_rate))
+        rate = as_float64(rate)
+        rate = tf.where(tf.math.is_nan(rate), tf.constant(0.0, tf.float64), rate)
+        rate = tf.clip_by_value(rate, tf.constant(0.0, tf.float64), as_float64(max_rate))
     plan = make_plan(dims_of(x), block, max_rate=max_rate, **flags)
     return sample_keep(plan, rate, seed, per_sample=per_sample)
 

@@ -8,6 +8,8 @@ Like :func:`torch.nn.functional.dropout`, ``training`` defaults to ``True``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._blocks import (
@@ -122,7 +124,9 @@ def drop_block(
 
 
 def rate_in_force(p_now: torch.Tensor, p_max: float, device: torch.device) -> Rate:
-    """``p_now`` clamped to [0, ``p_max``], as a 0-dim tensor on ``device``.
+    """``p_now`` clamped to [0, ``p_max``], NaN counting as 0, as a 0-dim tensor on ``device``.
+
+    The buffer can hold a value no validator saw (written in place, or loaded).
 
     On the CPU in eager mode, a Python float instead: reading it costs no device sync
     there, and the sampler then computes ``gamma`` with Python numbers rather than with
@@ -130,10 +134,12 @@ def rate_in_force(p_now: torch.Tensor, p_max: float, device: torch.device) -> Ra
     recompile).
     """
     if p_now.device.type == "cpu" and eager_cpu(device):
-        return min(max(float(p_now), 0.0), p_max)
+        value = float(p_now)
+        return 0.0 if math.isnan(value) else min(max(value, 0.0), p_max)
     # Clamped in the sampler's precision: the float32 buffer holds 1 - 1e-9 as 1.0, which
     # would make every corner a seed; clamped to p_max in float64 it stays below 1.
-    return torch.clamp(p_now.to(device=device, dtype=sampling_dtype(device)), 0.0, p_max)
+    widened = p_now.to(device=device, dtype=sampling_dtype(device))
+    return torch.clamp(torch.nan_to_num(widened, nan=0.0), 0.0, p_max)
 
 
 def _functional(
