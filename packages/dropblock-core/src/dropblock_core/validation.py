@@ -43,8 +43,8 @@ def validate_rate(value: object, name: str = "rate") -> float:
 
     Booleans and NaN are rejected: ``True`` is not a probability.
 
-    >>> validate_rate(0.25)
-    0.25
+    >>> validate_rate(0.25), validate_rate(-0.0)
+    (0.25, 0.0)
     >>> validate_rate(1.5, name="p")
     Traceback (most recent call last):
     ...
@@ -56,7 +56,7 @@ def validate_rate(value: object, name: str = "rate") -> float:
     rate = float(value)
     if math.isnan(rate) or not 0.0 <= rate <= 1.0:
         raise _invalid(name, expected, value)
-    return rate
+    return rate + 0.0  # -0.0 is 0.0 (in a repr or a saved config too)
 
 
 def _is_positive_int(value: object) -> bool:
