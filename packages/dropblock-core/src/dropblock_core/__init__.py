@@ -4,7 +4,9 @@ Nothing here imports a framework or NumPy: the functions take and return Python
 numbers and tuples, so each framework package can call them while it traces a graph
 (shapes and hyper-parameters are static there) and keep only tensor work of its own.
 
->>> from dropblock_core import gamma, normalize_block_size
+Each framework package carries a copy of this package (its ``_core``), so the example
+uses the names this module imports rather than importing ``dropblock_core`` by name:
+
 >>> normalize_block_size(7, rank=2)
 (7, 7)
 >>> round(gamma(0.1, spatial=(14, 14), block=(7, 7)), 6)
