@@ -13,11 +13,14 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._core import __version__
 from .functional import drop_block
 from .schedule import linear_schedule
+
+if TYPE_CHECKING:  # type checkers see the front ends; at run time they load on first use
+    from . import linen, nnx
 
 __all__ = ["__version__", "drop_block", "linear_schedule", "linen", "nnx"]
 

@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import keras
 import tensorflow as tf
@@ -61,6 +61,18 @@ def check_input(x: Any, rank: int | None, data_format: str) -> int:
             f"DropBlock{rank}D expects a {rank + 2}D input {layout} ({data_format}), got shape {shape} ({ndim}D)."
         )
     return rank
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _do_not_convert(function: _F) -> _F:
+    """``tf.autograph.experimental.do_not_convert``, keeping the signature visible to type checkers.
+
+    AutoGraph would otherwise rewrite the Python control flow on static settings into
+    graph ops when a caller's ``tf.function`` traces it.
+    """
+    return cast(_F, tf.autograph.experimental.do_not_convert(function))
 
 
 def resolve_data_format(data_format: str | None) -> str:
@@ -223,7 +235,7 @@ def sample_seed_grid(plan: Plan, rate: tf.Tensor | float, seed: tf.Tensor) -> tf
     raise ValueError("sample_seed_grid needs a static plan")
 
 
-@tf.autograph.experimental.do_not_convert
+@_do_not_convert
 def drop_block_nd(
     x: tf.Tensor,
     rate: tf.Tensor | float,
@@ -263,7 +275,7 @@ def drop_block_nd(
     return _masking.apply_keep(x, keep, kept, scale)
 
 
-@tf.autograph.experimental.do_not_convert
+@_do_not_convert
 def drop_block(
     x: Any,
     rate: float,
