@@ -6,6 +6,8 @@ behaviours; subclasses inject one bug each.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dropblock_conformance import checks, oracle
@@ -53,3 +55,19 @@ class Replicas(OracleAdapter):
         params = {"rate": rate, "block_size": block_size, "scale": scale, "per_channel": per_channel}
         xs = [np.ones((4, 8, 12, 12))] * self.count
         return DataParallelRun("channels_first", xs, self.replica_outputs(xs, params), {"step ran": True})
+
+
+class RatesInForce(OracleAdapter):
+    """A layer whose rate in force skips validation: each value is clipped to [0, rate], NaN as 0."""
+
+    name = "torch"
+
+    def rate_in_force(self, value, rate):
+        return 0.0 if math.isnan(value) else min(max(value, 0.0), rate)
+
+    def rate_in_force_run(self, x, *, rate, rates_in_force, seed, dtype, **params):
+        outputs = []
+        for value in rates_in_force:
+            layer = self.make_layer(rank=x.ndim - 2, seed=seed, **params, rate=self.rate_in_force(value, rate))
+            outputs.append(self.call_layer(layer, x, dtype=dtype, training=True))
+        return outputs

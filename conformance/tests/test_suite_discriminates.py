@@ -6,9 +6,11 @@ and checks that the behaviour meant to catch it raises.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
-from stand_ins import CompiledWith, Replicas, run
+from stand_ins import CompiledWith, RatesInForce, Replicas, run
 
 from dropblock_conformance import oracle
 from dropblock_conformance.adapter import Output
@@ -189,6 +191,22 @@ class ShardsScaleLocallyInAGlobalView(Replicas):
     name = "jax"
 
 
+class NanRateInForceDropsEverything(RatesInForce):
+    """JAX before the fix, under a bound of 1: a traced NaN rate failed `rate < 1` and dropped everything."""
+
+    name = "jax"
+
+    def rate_in_force(self, value, rate):
+        return 1.0 if math.isnan(value) else super().rate_in_force(value, rate)
+
+
+class RateInForceAboveTheBoundUnclipped(RatesInForce):
+    """A rate in force above the configured rate is applied as it is (up to 1)."""
+
+    def rate_in_force(self, value, rate):
+        return min(max(value, 0.0), 1.0) if value > rate else super().rate_in_force(value, rate)
+
+
 @pytest.mark.parametrize(
     ("adapter", "behaviour_id", "case_name"),
     [
@@ -218,6 +236,8 @@ class ShardsScaleLocallyInAGlobalView(Replicas):
         (ReplicasShareOneMask(), "data-parallel", "engine"),
         (ReplicasScaleByTheGlobalBatch(), "data-parallel", "engine"),
         (ShardsScaleLocallyInAGlobalView(), "data-parallel", "engine"),
+        (NanRateInForceDropsEverything(), "unchecked-rate-in-force", "2d-bound-one"),
+        (RateInForceAboveTheBoundUnclipped(), "unchecked-rate-in-force", "2d-sparse"),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, OracleAdapter) else str(v),
 )
@@ -232,6 +252,8 @@ def test_oracle_itself_passes_those_cases():
     for case_name in ("2d", "1d-sample", "3d-shared"):
         run(CompiledWith(), "compile", case_name)
     run(Replicas(), "data-parallel", "engine")
+    for case_name in ("2d-sparse", "2d-bound-one", "1d"):
+        run(RatesInForce(), "unchecked-rate-in-force", case_name)
 
 
 def test_only_the_oracle_itself_skips_the_framework_behaviours():

@@ -103,6 +103,14 @@ class OptionalCapabilities(Protocol):
     ) -> ScheduleResult:
         """Drive the framework's scheduled-DropBlock helper and checkpoint it."""
 
+    def rate_in_force_run(
+        self, x: np.ndarray, *, rate: float, rates_in_force: Sequence[float], seed: int, dtype: str, **params: Any
+    ) -> Sequence[Output]:
+        """For each value: a fresh layer configured with ``rate`` and seeded with ``seed``, the
+        value set as its rate in force past every check (PyTorch ``p_current``, Keras
+        ``current_rate``, a traced JAX call-time rate), called once in training on ``x`` cast
+        to ``dtype``."""
+
     def onnx_export(self, *, rank: int) -> OnnxExport:
         """Export a small model of ``rank`` holding the layer to ONNX in inference mode, and run it in the framework."""
 

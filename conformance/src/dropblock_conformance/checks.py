@@ -439,6 +439,26 @@ def schedule(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     assert abs(result.continued_rate - continued) <= 1e-6, f"rate after restore + 1 step {result.continued_rate}"
 
 
+def unchecked_rate_in_force(adapter: Any, behaviour: Behaviour, case: Case) -> None:
+    """Unvalidated rates in force: NaN and values <= 0 are the identity, values >= ``rate`` act as ``rate``."""
+    run = _capability(adapter, "rate_in_force_run")
+    x, dtype, rate, values = _input(case), case["dtype"], case["rate"], case["rates_in_force"]
+    params = {k: v for k, v in case.params.items() if k != "rate"}
+    outputs = run(x, rate=rate, rates_in_force=values, seed=case["seed"], dtype=dtype, **params)
+    assert len(outputs) == len(values), "one output per rate in force expected"
+    at_rate = outputs[values.index(rate)]
+    assert (at_rate.values == 0).any(), f"nothing dropped at the configured rate {rate}: the case tests nothing"
+    for value, out in zip(values, outputs, strict=True):
+        assert not np.isnan(out.values).any(), f"rate in force {value}: NaN in the output"
+        if math.isnan(value) or value <= 0.0:
+            _assert_identity(x, out, dtype, f"rate in force {value}")
+        else:
+            assert value >= rate, "the spec's values are NaN, <= 0 or >= the configured rate"
+            assert out.dtype == at_rate.dtype, f"rate in force {value}: dtype {out.dtype}, not {at_rate.dtype}"
+            same = np.array_equal(out.values, at_rate.values)
+            assert same, f"rate in force {value} (configured {rate}) did not act as {rate}"
+
+
 def onnx_inference(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     judge_onnx(_capability(adapter, "onnx_export")(rank=case["rank"]))
 
@@ -506,6 +526,7 @@ CHECKS: dict[str, Check] = {
     "gradient": gradient,
     "compile": compile_behaviour,
     "schedule": schedule,
+    "unchecked-rate-in-force": unchecked_rate_in_force,
     "onnx-inference": onnx_inference,
     "data-parallel": data_parallel,
 }

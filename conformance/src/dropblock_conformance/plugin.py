@@ -7,8 +7,7 @@ adapter's ``expected_failures`` are marked strict xfail (with their reason); cas
 data format or dtype the implementation does not offer, and framework-only behaviours
 (``applies_to: frameworks``) for the suite's own oracle, are skipped as not applicable.
 Only the oracle itself (``OracleAdapter``, not a subclass) gets that n/a: an adapter
-cannot opt out of the compiler, exporter and data-parallel behaviours by declaring itself
-something else.
+cannot opt out of the framework-only behaviours by declaring itself something else.
 """
 
 from __future__ import annotations
@@ -77,7 +76,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def not_applicable(adapter: Any, case: Case) -> str | None:
     if behaviour(case.behaviour_id).applies_to == "frameworks" and type(adapter) is OracleAdapter:
-        return f"{adapter.name} is not a framework: it has no compiler, exporter or data-parallel engine"
+        return (
+            f"{adapter.name} is not a framework: it has no compiler, exporter, data-parallel engine "
+            "or unchecked rate in force"
+        )
     data_format = case.get("data_format")
     if data_format and data_format not in adapter.data_formats:
         return f"{adapter.name} takes {', '.join(adapter.data_formats)} input only"

@@ -156,6 +156,24 @@ class JaxAdapter:
             outputs = [_output(step(jax.random.key(seed), xj, jnp.float32(r))) for r in rates]
         return CompileResult(outputs=outputs, compilations=len(traces))
 
+    def rate_in_force_run(
+        self, x: np.ndarray, *, rate: float, rates_in_force: Sequence[float], seed: int, dtype: str, **params: Any
+    ) -> list[Output]:
+        """The NNX module under ``nnx.jit``, each value its traced call-time ``rate``."""
+        from flax import nnx
+
+        @nnx.jit
+        def train_call(layer: Any, xj: jax.Array, value: jax.Array) -> jax.Array:
+            return cast(jax.Array, layer(xj, rate=value))
+
+        outputs = []
+        with _precision(dtype):
+            xj = _to_jax(x, dtype)
+            for value in rates_in_force:
+                layer = self.make_layer(rank=x.ndim - 2, seed=seed, rate=rate, **params)
+                outputs.append(_output(train_call(layer, xj, jnp.float32(value))))
+        return outputs
+
     def schedule_check(
         self, *, target: float, total_steps: int, start: float, probe_steps: Sequence[int], restore_step: int
     ) -> ScheduleResult:

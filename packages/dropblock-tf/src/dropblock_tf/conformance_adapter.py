@@ -160,6 +160,16 @@ class TFAdapter:
             outputs.append(_output(step(xt)))
         return CompileResult(outputs=outputs, compilations=len(traces))
 
+    def rate_in_force_run(
+        self, x: np.ndarray, *, rate: float, rates_in_force: Sequence[float], seed: int, dtype: str, **params: Any
+    ) -> list[Output]:
+        outputs = []
+        for value in rates_in_force:
+            layer = self.make_layer(rank=x.ndim - 2, seed=seed, rate=rate, **params)
+            layer.current_rate.assign(value)  # past the `rate` setter's check
+            outputs.append(self.call_layer(layer, x, dtype=dtype, training=True))
+        return outputs
+
     def schedule_check(
         self, *, target: float, total_steps: int, start: float, probe_steps: Sequence[int], restore_step: int
     ) -> ScheduleResult:

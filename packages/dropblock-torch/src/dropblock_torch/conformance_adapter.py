@@ -163,6 +163,16 @@ class TorchAdapter:
                 outputs.append(to_output(compiled(inp)))
         return CompileResult(outputs=outputs, compilations=counter.frame_count)
 
+    def rate_in_force_run(
+        self, x: np.ndarray, *, rate: float, rates_in_force: Sequence[float], seed: int, dtype: str, **params: Any
+    ) -> list[Output]:
+        outputs = []
+        for value in rates_in_force:
+            layer = self.make_layer(rank=x.ndim - 2, seed=seed, rate=rate, **params)
+            layer.module.get_buffer("p_current").fill_(value)  # past set_current_p's check
+            outputs.append(self.call_layer(layer, x, dtype=dtype, training=True))
+        return outputs
+
     def schedule_check(
         self, *, target: float, total_steps: int, start: float, probe_steps: Sequence[int], restore_step: int
     ) -> ScheduleResult:
