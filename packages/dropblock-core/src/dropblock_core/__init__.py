@@ -4,8 +4,7 @@ Nothing here imports a framework or NumPy: the functions take and return Python
 numbers and tuples, so each framework package can call them while it traces a graph
 (shapes and hyper-parameters are static there) and keep only tensor work of its own.
 
-Each framework package carries a copy of this package (its ``_core``), so the example
-uses the names this module imports rather than importing ``dropblock_core`` by name:
+Example (after ``from dropblock_core import gamma, normalize_block_size``):
 
 >>> normalize_block_size(7, rank=2)
 (7, 7)
@@ -27,6 +26,7 @@ from .schedule import linear_ramp, validate_schedule
 from .validation import (
     DATA_FORMATS,
     SCALE_MODES,
+    invalid_value,
     normalize_block_size,
     validate_data_format,
     validate_flag,
@@ -42,6 +42,7 @@ __all__ = [
     "clamp_block",
     "gamma",
     "gamma_factor",
+    "invalid_value",
     "linear_ramp",
     "normalize_block_size",
     "num_corners",

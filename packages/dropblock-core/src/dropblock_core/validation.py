@@ -9,33 +9,54 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from collections.abc import Sequence
+from typing import cast
 
 SCALE_MODES = ("batch", "sample", "none")
 DATA_FORMATS = ("channels_first", "channels_last")
 
 
-def _invalid(name: str, expected: str, value: object) -> ValueError:
+def invalid_value(name: str, expected: str, value: object) -> ValueError:
+    """The error every check raises: the parameter, what it allows, what it got.
+
+    >>> invalid_value("seed", "a shape [2] integer tensor", 3)
+    ValueError('Invalid value for `seed`: expected a shape [2] integer tensor, got 3.')
+    """
     return ValueError(f"Invalid value for `{name}`: expected {expected}, got {_shown(value)}.")
 
 
-def _shown(value: object) -> str:
-    """``repr`` of a Python or NumPy scalar, string or tuple; the type of anything else.
-
-    A tensor or array says what it is, not its values: a 0-dim tensor holding 0.1 would
-    read as a valid rate, a large one would flood the message, and under a compiler its
-    values are not known at all.
-
-    >>> _shown((3, 2.5)), _shown(float("nan"))
-    ('(3, 2.5)', 'nan')
-    >>> import numpy as np
-    >>> _shown(np.array(0.1))
-    'an array or tensor (numpy.ndarray)'
-    """
-    if value is None or isinstance(value, bool | numbers.Number | str | bytes | tuple | list):
-        return repr(value)
+def _is_array(value: object) -> bool:
+    """An array or tensor of any framework (a NumPy scalar such as ``np.float32(0.1)`` is not one)."""
     kind = type(value)
-    return f"an array or tensor ({kind.__module__}.{kind.__qualname__})"
+    is_numpy_scalar = kind.__module__ == "numpy" and kind.__name__ != "ndarray"
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not is_numpy_scalar
+
+
+def _shown(value: object) -> str:
+    """How a received value appears in a message: its ``repr``, except for arrays and tensors.
+
+    An array or tensor says what it is, not its values: a 0-dim tensor holding 0.1 would
+    read as a valid rate, a large one would flood the message, and under a compiler its
+    values are not known at all. Tuples and lists show their items the same way; long
+    reprs are shortened.
+
+    >>> _shown((3, 2.5)), _shown(float("nan")), _shown({"p": 0.1})
+    ('(3, 2.5)', 'nan', "{'p': 0.1}")
+    >>> import numpy as np
+    >>> _shown(np.array(0.1)), _shown([3, np.ones(2)])
+    ('an array or tensor (numpy.ndarray)', '[3, an array or tensor (numpy.ndarray)]')
+    >>> _shown(np.float32(0.5)) == repr(np.float32(0.5))  # a NumPy scalar is a number
+    True
+    """
+    if _is_array(value):
+        kind = type(value)
+        return f"an array or tensor ({kind.__module__}.{kind.__qualname__})"
+    if type(value) in (tuple, list):
+        items = cast("tuple[object, ...] | list[object]", value)
+        shown = ", ".join(_shown(item) for item in items[:8]) + (", ..." if len(items) > 8 else "")
+        return f"({shown}{',' if len(items) == 1 else ''})" if type(value) is tuple else f"[{shown}]"
+    return reprlib.repr(value)
 
 
 def validate_rate(value: object, name: str = "rate") -> float:
@@ -52,10 +73,10 @@ def validate_rate(value: object, name: str = "rate") -> float:
     """
     expected = "a real number in [0, 1]"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _invalid(name, expected, value)
+        raise invalid_value(name, expected, value)
     rate = float(value)
     if math.isnan(rate) or not 0.0 <= rate <= 1.0:
-        raise _invalid(name, expected, value)
+        raise invalid_value(name, expected, value)
     return rate + 0.0  # -0.0 is 0.0 (in a repr or a saved config too)
 
 
@@ -85,7 +106,7 @@ def normalize_block_size(value: object, rank: int, name: str = "block_size") -> 
     ):
         return tuple(int(v) for v in value)
     expected = f"a positive int or a tuple of {rank} positive ints"
-    raise _invalid(name, expected, value)
+    raise invalid_value(name, expected, value)
 
 
 def validate_scale(value: object, name: str = "scale") -> str:
@@ -95,7 +116,7 @@ def validate_scale(value: object, name: str = "scale") -> str:
     'sample'
     """
     if value not in SCALE_MODES:
-        raise _invalid(name, "one of 'batch', 'sample', 'none'", value)
+        raise invalid_value(name, "one of 'batch', 'sample', 'none'", value)
     return str(value)
 
 
@@ -106,7 +127,7 @@ def validate_data_format(value: object, name: str = "data_format") -> str:
     'channels_last'
     """
     if value not in DATA_FORMATS:
-        raise _invalid(name, "'channels_first' or 'channels_last'", value)
+        raise invalid_value(name, "'channels_first' or 'channels_last'", value)
     return str(value)
 
 
@@ -124,7 +145,7 @@ def validate_flag(value: object, name: str, expected: str = "True or False") -> 
     ValueError: Invalid value for `inplace`: expected True or False, got None.
     """
     if not isinstance(value, bool):
-        raise _invalid(name, expected, value)
+        raise invalid_value(name, expected, value)
     return value
 
 
