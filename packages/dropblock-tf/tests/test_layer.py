@@ -106,17 +106,22 @@ def test_setting_rate_sets_the_rate_in_force_and_is_checked():
     assert layer.rate == 0.4
 
 
-def test_a_rate_in_force_out_of_range_is_clipped_and_nan_counts_as_zero():
+@pytest.mark.parametrize("rate", [0.3, 1.0])  # the sparse sampler, and the dense one for a bound of 1
+def test_a_rate_in_force_out_of_range_is_clipped_and_nan_counts_as_zero(rate):
     # current_rate assigned directly (or loaded) skips the `rate` setter's validation.
     x = _x((8, 16, 16, 16))
-    layer = DropBlock2D(0.3, 3, seed=0)
+
+    def first_call_with(rate_in_force):  # a fresh layer per value: every call draws the same masks
+        layer = DropBlock2D(rate, 3, seed=0)
+        layer.current_rate.assign(rate_in_force)
+        return np.asarray(layer(x, training=True))
+
     for nothing in (float("nan"), -0.5, -float("inf")):
-        layer.current_rate.assign(nothing)
-        assert np.array_equal(layer(x, training=True), x), nothing
+        assert np.array_equal(first_call_with(nothing), x), nothing
+    at_rate = first_call_with(rate)
+    assert (at_rate == 0).any()
     for above in (1.5, float("inf")):
-        layer.current_rate.assign(above)
-        fraction = float(np.mean(np.asarray(layer(x, training=True)) == 0))
-        assert 0.1 < fraction < 0.5, (above, fraction)  # about 0.3, far from 1
+        assert np.array_equal(first_call_with(above), at_rate), above
 
 
 def test_a_rate_just_below_one_does_not_drop_everything():
@@ -159,10 +164,25 @@ def test_a_tensor_rate_is_refused_by_name():
         drop_block(tf.ones((1, 4, 4, 1)), tf.constant(0.1), 3, seed=(1, 2))
 
 
-@pytest.mark.parametrize("training", ["no", 1, None, tf.constant([True])])
-def test_function_training_must_be_a_bool_or_a_bool_scalar_tensor(training):
-    with pytest.raises(ValueError, match=r"`training`: expected True, False or a scalar bool tensor"):
-        drop_block(tf.ones((1, 4, 4, 1)), 0.1, 3, seed=(1, 2), training=training)
+@pytest.mark.parametrize("training", ["no", 1, tf.constant([True])])
+@pytest.mark.parametrize("rate", [0.1, 0.0])
+def test_function_training_must_be_a_bool_none_or_a_bool_scalar_tensor(training, rate):
+    with pytest.raises(ValueError, match=r"`training`: expected True, False, None or a scalar bool tensor"):
+        drop_block(tf.ones((1, 4, 4, 1)), rate, 3, seed=(1, 2), training=training)
+
+
+def test_function_in_a_custom_layer_follows_keras_training_none():
+    # Keras calls a layer's `call` with training=None while building a model and in inference.
+    class Wrapped(keras.layers.Layer):
+        def call(self, x, training=None):
+            return drop_block(x, 0.3, 3, seed=(1, 2), training=training)
+
+    inputs = keras.Input((12, 12, 4))
+    model = keras.Model(inputs, Wrapped()(inputs))
+    x = _x((2, 12, 12, 4))
+    assert np.array_equal(model(x), x)
+    assert np.array_equal(model(x, training=True), drop_block(x, 0.3, 3, seed=(1, 2)))
+    assert np.array_equal(drop_block(x, 0.3, 3, seed=(1, 2), training=np.bool_(True)), model(x, training=True))
 
 
 def test_function_training_tensor_picks_the_branch_at_run_time():

@@ -12,10 +12,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from . import _masking, _sampling
 from ._core import (
+    invalid_value,
     normalize_block_size,
     validate_data_format,
     validate_flag,
@@ -75,6 +77,11 @@ def _do_not_convert(function: _F) -> _F:
     return cast(_F, tf.autograph.experimental.do_not_convert(function))
 
 
+def _python_bool(value: Any) -> Any:
+    """A NumPy bool as a Python bool; anything else unchanged (for validation to judge)."""
+    return bool(value) if isinstance(value, np.bool_) else value
+
+
 def resolve_data_format(data_format: str | None) -> str:
     """``data_format``, validated; ``None`` is Keras's ``image_data_format()``, as in ``keras.ops``."""
     return validate_data_format(keras.config.image_data_format() if data_format is None else data_format)
@@ -95,7 +102,7 @@ def as_stateless_seed(seed: Any) -> tf.Tensor:
 
 
 def _invalid_seed(seed: Any) -> ValueError:
-    return ValueError(f"Invalid value for `seed`: expected a shape [2] integer tensor, got {seed!r}.")
+    return invalid_value("seed", "a shape [2] integer tensor", seed)
 
 
 def _replica_seed(seed: tf.Tensor) -> tf.Tensor:
@@ -298,8 +305,9 @@ def drop_block(
         rate: probability of dropping a unit, a Python number in [0, 1].
         block_size: int or tuple of one int per spatial dim; clamped to the map at call time.
         seed: a ``tf.random`` stateless seed, shape ``[2]`` ints. The same seed gives the same output.
-        training: ``True`` or ``False`` (``x`` is then returned unchanged), or a bool
-            tensor, which picks between the two at run time (as a layer's ``training``).
+        training: ``True``; ``False`` or ``None`` (inference, as Keras passes to a layer's
+            ``call``: ``x`` is returned unchanged); or a scalar bool tensor, which picks
+            between the two at run time (as a layer's ``training``).
         data_format: ``"channels_last"`` or ``"channels_first"``; ``None`` (the default)
             is ``keras.config.image_data_format()``, like the layers and ``keras.ops``.
         per_channel: one mask per (sample, channel) (the paper's Algorithm 1); False shares
@@ -339,7 +347,9 @@ def drop_block(
             return drop_block(x, rate, block, seed=seed, data_format=data_format, per_channel=per_channel, scale=scale)
 
         return tf.cond(training, dropped, lambda: tf.identity(x))
-    if not validate_flag(training, "training", "True, False or a scalar bool tensor") or rate == 0.0:
+    if training is not None:
+        training = validate_flag(_python_bool(training), "training", "True, False, None or a scalar bool tensor")
+    if not training or rate == 0.0:
         return x
     if rate == 1.0:  # every corner is a seed: kept = 0, s = 0 (gradient 0, never NaN)
         return _masking.apply_keep(x, (tf.zeros_like(x, dtype=tf.uint8),), tf.zeros([1], tf.int64), scale)
