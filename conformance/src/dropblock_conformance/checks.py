@@ -446,6 +446,7 @@ def unchecked_rate_in_force(adapter: Any, behaviour: Behaviour, case: Case) -> N
     params = {k: v for k, v in case.params.items() if k != "rate"}
     outputs = run(x, rate=rate, rates_in_force=values, seed=case["seed"], dtype=dtype, **params)
     assert len(outputs) == len(values), "one output per rate in force expected"
+    assert rate in values, "spec case error: `rates_in_force` must include the configured rate"
     at_rate = outputs[values.index(rate)]
     assert (at_rate.values == 0).any(), f"nothing dropped at the configured rate {rate}: the case tests nothing"
     for value, out in zip(values, outputs, strict=True):

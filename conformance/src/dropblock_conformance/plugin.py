@@ -123,7 +123,7 @@ _CONFIG: dict[str, pytest.Config] = {}
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
     """Cases left out on purpose (``-k``, ``-m``) are reported as ``deselected``, not as failures."""
-    outcomes = getattr(_CONFIG.get("config"), "_dropblock_outcomes", None)
+    outcomes = getattr(items[0].config, "_dropblock_outcomes", None) if items else None
     if outcomes is None:
         return
     for item in items:
