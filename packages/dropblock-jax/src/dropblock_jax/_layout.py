@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ._core import (
     clamp_block,
     gamma_factor,
+    invalid_value,
     normalize_block_size,
     num_corners,
     seed_capacity,
@@ -44,7 +45,7 @@ def validate_block_size(block_size: object, spatial_dims: int | None = None) -> 
     """
     if spatial_dims is not None:
         if isinstance(spatial_dims, bool) or spatial_dims not in (1, 2, 3):
-            raise ValueError(f"Invalid value for `spatial_dims`: expected 1, 2 or 3, got {spatial_dims!r}.")
+            raise invalid_value("spatial_dims", "1, 2 or 3", spatial_dims)
         return normalize_block_size(block_size, rank=spatial_dims)
     try:
         if isinstance(block_size, (tuple, list)) and 1 <= len(block_size) <= 3:
@@ -52,7 +53,7 @@ def validate_block_size(block_size: object, spatial_dims: int | None = None) -> 
         return normalize_block_size(block_size, rank=1)[0]
     except ValueError:
         expected = "a positive int or a tuple of 1, 2 or 3 positive ints"
-        raise ValueError(f"Invalid value for `block_size`: expected {expected}, got {block_size!r}.") from None
+        raise invalid_value("block_size", expected, block_size) from None
 
 
 @dataclass(frozen=True)

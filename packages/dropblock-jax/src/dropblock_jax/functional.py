@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _painting, _sampling
-from ._core import validate_data_format, validate_per_channel, validate_rate, validate_scale
+from ._core import invalid_value, validate_data_format, validate_per_channel, validate_rate, validate_scale
 from ._layout import Layout
 
 __all__ = ["drop_block"]
@@ -128,7 +128,7 @@ def drop_block(
     bound = static_rate(max_rate, "max_rate") if max_rate is not None else (1.0 if fixed is None else fixed)
     if fixed is not None and np.float32(fixed) > np.float32(bound):  # the rate is applied in float32
         bound_name = "`max_rate`, a module's configured rate"
-        raise ValueError(f"Invalid value for `rate`: expected at most {bound} ({bound_name}), got {fixed}.")
+        raise invalid_value("rate", f"at most {bound} ({bound_name})", fixed)
     if fixed == 0.0 or x.size == 0:
         return x
     if fixed == 1.0:

@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-from ._core import linear_ramp, validate_schedule
+from ._core import invalid_value, linear_ramp, validate_schedule
 from .layers import _DropBlockND
 
 
@@ -67,10 +67,8 @@ class DropBlockSchedule(keras.callbacks.Callback):
         """The rate a layer with target ``target`` uses after ``step`` steps."""
         validate_schedule(target, self.total_steps, self.start)
         if self.start > target:
-            raise ValueError(
-                f"Invalid value for `start`: expected at most the layer's rate {target} (a DropBlock layer "
-                f"never exceeds its configured rate), got {self.start}."
-            )
+            expected = f"at most the layer's rate {target} (a DropBlock layer never exceeds its configured rate)"
+            raise invalid_value("start", expected, self.start)
         return float(linear_ramp(step, self.total_steps, target, self.start))
 
     def _update(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._core import linear_ramp, validate_schedule
+from ._core import invalid_value, linear_ramp, validate_schedule
 from .modules import _DropBlockNd
 
 __all__ = ["LinearDropBlockSchedule"]
@@ -55,9 +55,7 @@ class LinearDropBlockSchedule:
         for layer in layers:
             validate_schedule(layer.p, total_steps, start)
             if start > layer.p:
-                raise ValueError(
-                    f"Invalid value for `start`: expected at most every module's p ({layer.p}), got {start!r}."
-                )
+                raise invalid_value("start", f"at most every module's p ({layer.p})", start)
         _, self.total_steps, self.start = validate_schedule(layers[0].p, total_steps, start)
         self.layers = tuple(layers)
         self._step = 0
