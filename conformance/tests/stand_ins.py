@@ -9,18 +9,29 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from dropblock_conformance import checks, oracle
 from dropblock_conformance.adapter import CompileResult, DataParallelRun
 from dropblock_conformance.oracle_adapter import OracleAdapter
 from dropblock_conformance.spec import behaviour
-from dropblock_core import clamp_block, normalize_block_size
 
 
 def run(adapter: OracleAdapter, behaviour_id: str, case_name: str) -> None:
     """Run the spec case ``behaviour_id[case_name]`` against ``adapter``."""
     b = behaviour(behaviour_id)
     checks.run_case(adapter, b, next(c for c in b.cases if c.name == case_name))
+
+
+def assert_caught(adapter: OracleAdapter, behaviour_id: str, case_name: str) -> None:
+    """The spec case ``behaviour_id[case_name]`` fails ``adapter`` (a stand-in with a bug)."""
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        run(adapter, behaviour_id, case_name)
+
+
+def case_id(value: object) -> str:
+    """A parametrize id: a stand-in by its class name, anything else as text."""
+    return type(value).__name__ if isinstance(value, OracleAdapter) else str(value)
 
 
 class CompiledWith(OracleAdapter):
@@ -34,7 +45,7 @@ class CompiledWith(OracleAdapter):
     def compile_check(self, x, rates, *, seed, **params):
         dtype = params.pop("dtype", "float32")
         spatial = oracle.spatial_shape(x.shape, params.get("data_format", "channels_first"))
-        block = clamp_block(spatial, normalize_block_size(params["block_size"], len(spatial)))
+        block = oracle.clamped_block(spatial, params["block_size"])
         outputs = [
             self.call_functional(x, seed=seed, dtype=dtype, **params, rate=self.compiled_rate(r, spatial, block))
             for r in rates

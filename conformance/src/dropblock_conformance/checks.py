@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dropblock_core import clamp_block, gamma, linear_ramp, normalize_block_size, valid_corners
+from dropblock_core import gamma, linear_ramp, valid_corners
 
 from . import oracle
 from .adapter import Output
@@ -36,7 +36,7 @@ def _input(case: Case) -> np.ndarray:
 def _geometry(case: Case) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Spatial sizes and clamped block of a case."""
     spatial = oracle.spatial_shape(case["shape"], case["data_format"])
-    return spatial, clamp_block(spatial, normalize_block_size(case["block_size"], len(spatial)))
+    return spatial, oracle.clamped_block(spatial, case["block_size"])
 
 
 def _maps(case: Case, out: np.ndarray) -> np.ndarray:
@@ -479,7 +479,7 @@ def data_parallel(adapter: Any, behaviour: Behaviour, case: Case) -> None:
     for a, b in itertools.combinations(range(replicas), 2):
         assert not np.array_equal(zeros[a], zeros[b]), f"replicas {a} and {b} drew the same mask"
     spatial = zeros[0].shape[2:]
-    block = clamp_block(spatial, normalize_block_size(case["block_size"], len(spatial)))
+    block = oracle.clamped_block(spatial, case["block_size"])
     z = behaviour.tolerance["z"]
     maps = np.concatenate([d.reshape(-1, *spatial) for d in zeros])  # per-channel masks: every map
     _assert_drop_fraction(maps, _drop_fraction_moments(case["rate"], spatial, block), z, "the replicas")

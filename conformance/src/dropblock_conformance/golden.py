@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from dropblock_core import clamp_block, normalize_block_size, valid_corners
-
 from . import oracle
 from .spec import GOLDEN_FILE, Case, all_cases, spec_dir
 
@@ -31,10 +29,7 @@ def golden_seeds(case: Case) -> np.ndarray:
     """The case's seeds in its layout, from explicit positions or a fixed-density draw."""
     shape = tuple(case["shape"])
     data_format = case["data_format"]
-    spatial = oracle.spatial_shape(shape, data_format)
-    block = clamp_block(spatial, normalize_block_size(case["block_size"], len(spatial)))
-    channels = shape[-1] if data_format == "channels_last" else shape[1]
-    grid = (shape[0], channels if case["per_channel"] else 1, *valid_corners(spatial, block))
+    grid, _, _ = oracle.corner_grid(shape, case["block_size"], data_format, case["per_channel"])
     if "seed_positions" in case.values:
         seeds = np.zeros(grid, dtype=bool)
         for position in case["seed_positions"]:

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from dropblock_core import clamp_block, normalize_block_size, valid_corners
+from dropblock_core import valid_corners
 
 from .adapter import Output
 from .dtypes import round_to, scale_dtype, ulp
-from .oracle import paint_blocks, spatial_shape, to_channels_first
+from .oracle import clamped_block, paint_blocks, spatial_shape, to_channels_first
 
 
 def full_zero_blocks(dropped_cf: np.ndarray, block: Sequence[int]) -> np.ndarray:
@@ -75,7 +75,7 @@ def assert_valid_sample(x: np.ndarray, out: Output, params: Mapping[str, Any], d
     assert np.isfinite(values).all(), "non-finite values in the output"
     data_format = params.get("data_format", "channels_first")
     spatial = spatial_shape(x.shape, data_format)
-    block = clamp_block(spatial, normalize_block_size(params["block_size"], len(spatial)))
+    block = clamped_block(spatial, params["block_size"])
     dropped = to_channels_first(values == 0, data_format)
     if x.shape[0] == 0:
         return

@@ -46,6 +46,21 @@ def spatial_shape(shape: Sequence[int], data_format: str) -> tuple[int, ...]:
     return tuple(shape[1:-1]) if data_format == "channels_last" else tuple(shape[2:])
 
 
+def clamped_block(spatial: Sequence[int], block_size: int | Sequence[int]) -> tuple[int, ...]:
+    """The block a ``block_size`` gives on maps of size ``spatial``: normalised, then clamped to the map."""
+    return clamp_block(spatial, normalize_block_size(block_size, len(spatial)))
+
+
+def corner_grid(
+    shape: Sequence[int], block_size: int | Sequence[int], data_format: str, per_channel: bool
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """The channels-first seed grid ``(N, C', *V)`` of an input of ``shape``, its spatial sizes and block."""
+    spatial = spatial_shape(shape, data_format)
+    block = clamped_block(spatial, block_size)
+    channels = shape[-1] if data_format == "channels_last" else shape[1]
+    return (shape[0], channels if per_channel else 1, *valid_corners(spatial, block)), spatial, block
+
+
 def sample_seeds(
     rng: np.random.Generator,
     shape: Sequence[int],
@@ -56,11 +71,7 @@ def sample_seeds(
     per_channel: bool = True,
 ) -> np.ndarray:
     """Stage 1: i.i.d. Bernoulli(gamma) seeds over the valid corners, in ``x``'s layout."""
-    rank = len(shape) - 2
-    spatial = spatial_shape(shape, data_format)
-    block = clamp_block(spatial, normalize_block_size(block_size, rank))
-    channels = shape[-1] if data_format == "channels_last" else shape[1]
-    grid = (shape[0], channels if per_channel else 1, *valid_corners(spatial, block))
+    grid, spatial, block = corner_grid(shape, block_size, data_format, per_channel)
     seeds = rng.random(grid) < gamma(rate, spatial, block)
     return from_channels_first(seeds, data_format)
 
@@ -104,7 +115,7 @@ def apply_seeds(
     """Stage 2: paint blocks, scale the kept elements, round to ``dtype`` (as float64)."""
     x_cf = to_channels_first(np.asarray(x, dtype=np.float64), data_format)
     spatial = x_cf.shape[2:]
-    block = clamp_block(spatial, normalize_block_size(block_size, len(spatial)))
+    block = clamped_block(spatial, block_size)
     keep = ~paint_blocks(to_channels_first(seeds, data_format), spatial, block)
     factors = scale_factors(keep, x_cf.shape, scale, dtype)
     factors = factors.reshape((-1,) + (1,) * (x_cf.ndim - 1))
@@ -175,7 +186,13 @@ def expected_drop_fraction(rate: float, spatial: Sequence[int], block: Sequence[
 
 
 def drop_fraction_variance(rate: float, spatial: Sequence[int], block: Sequence[int]) -> float:
-    """Exact variance of one map's dropped fraction.
+    """Exact variance of one map's dropped fraction (pairs of positions: :func:`_kept_pairs`)."""
+    keep, both = _kept_pairs(rate, spatial, block)
+    return float((both - np.outer(keep, keep)).sum() / keep.size**2)
+
+
+def _kept_pairs(rate: float, spatial: Sequence[int], block: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Each position's keep probability ``(P,)`` and each pair's both-kept probability ``(P, P)``.
 
     Positions ``p`` and ``q`` are both kept with probability
     ``(1 - gamma) ** (n(p) + n(q) - |A(p) & A(q)|)``, ``A(p)`` the corners covering ``p``.
@@ -183,8 +200,7 @@ def drop_fraction_variance(rate: float, spatial: Sequence[int], block: Sequence[
     g = gamma(rate, spatial, block)
     n = coverage_counts(spatial, block).reshape(-1)
     both = (1.0 - g) ** (n[:, None] + n[None, :] - shared_coverage(spatial, block))
-    keep = (1.0 - g) ** n
-    return float((both - np.outer(keep, keep)).sum() / n.size**2)
+    return (1.0 - g) ** n, both
 
 
 def co_drop_moments(rate: float, spatial: Sequence[int], block: Sequence[int]) -> tuple[float, float]:
@@ -193,10 +209,7 @@ def co_drop_moments(rate: float, spatial: Sequence[int], block: Sequence[int]) -
     With ``c(p, q)`` the probability that ``p`` and ``q`` are both dropped in one map, the
     count has mean ``sum_p q(p)**2`` and variance ``sum_{p,q} c(p, q)**2 - (sum_p q(p)**2)**2``.
     """
-    g = gamma(rate, spatial, block)
-    n = coverage_counts(spatial, block).reshape(-1)
-    keep = (1.0 - g) ** n
-    both_kept = (1.0 - g) ** (n[:, None] + n[None, :] - shared_coverage(spatial, block))
+    keep, both_kept = _kept_pairs(rate, spatial, block)
     both_dropped = 1.0 - keep[:, None] - keep[None, :] + both_kept
     mean = float(((1.0 - keep) ** 2).sum())
     return mean, float((both_dropped**2).sum() - mean**2)
