@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from ._core import normalize_block_size, validate_per_channel, validate_rate, validate_scale
-from .ops import check_input, drop_block_nd, resolve_data_format
+from .ops import check_input, drop_block_nd, resolve_data_format, when_training
 
 _DOC = """Applies DropBlock{rank}D regularization (Ghiasi, Lin and Le, NeurIPS 2018).
 
@@ -128,7 +128,7 @@ class _DropBlockND(keras.layers.Layer):
         if self.rate == 0.0 or training is None or training is False:
             return inputs
         if isinstance(training, tf.Tensor | tf.Variable):
-            return tf.cond(tf.cast(training, tf.bool), lambda: self._drop(inputs), lambda: tf.identity(inputs))
+            return when_training(training, inputs, lambda: self._drop(inputs))
         if not training:
             return inputs
         return self._drop(inputs)

@@ -82,6 +82,11 @@ def _python_bool(value: Any) -> Any:
     return bool(value) if isinstance(value, np.bool_) else value
 
 
+def when_training(training: tf.Tensor, x: tf.Tensor, drop: Callable[[], tf.Tensor]) -> tf.Tensor:
+    """``drop()`` or ``x``, picked at run time by a tensor ``training`` flag (as Keras passes in a graph)."""
+    return tf.cond(tf.cast(training, tf.bool), drop, lambda: tf.identity(x))
+
+
 def resolve_data_format(data_format: str | None) -> str:
     """``data_format``, validated; ``None`` is Keras's ``image_data_format()``, as in ``keras.ops``."""
     return validate_data_format(keras.config.image_data_format() if data_format is None else data_format)
@@ -341,25 +346,25 @@ def drop_block(
     x = tf.convert_to_tensor(x)
     rank = check_input(x, None, data_format)
     block = normalize_block_size(block_size, rank)
+
+    def dropped() -> tf.Tensor:
+        if rate == 1.0:  # every corner is a seed: kept = 0, s = 0 (gradient 0, never NaN)
+            return _masking.apply_keep(x, (tf.zeros_like(x, dtype=tf.uint8),), tf.zeros([1], tf.int64), scale)
+        return drop_block_nd(
+            x,
+            rate,
+            max_rate=rate,
+            seed=seed,
+            block_size=block,
+            data_format=data_format,
+            per_channel=per_channel,
+            scale=scale,
+        )
+
     if isinstance(training, tf.Tensor | tf.Variable) and training.dtype == tf.bool and training.shape.rank == 0:
-
-        def dropped() -> tf.Tensor:
-            return drop_block(x, rate, block, seed=seed, data_format=data_format, per_channel=per_channel, scale=scale)
-
-        return tf.cond(training, dropped, lambda: tf.identity(x))
+        return x if rate == 0.0 else when_training(training, x, dropped)
     if training is not None:
         training = validate_flag(_python_bool(training), "training", "True, False, None or a scalar bool tensor")
     if not training or rate == 0.0:
         return x
-    if rate == 1.0:  # every corner is a seed: kept = 0, s = 0 (gradient 0, never NaN)
-        return _masking.apply_keep(x, (tf.zeros_like(x, dtype=tf.uint8),), tf.zeros([1], tf.int64), scale)
-    return drop_block_nd(
-        x,
-        rate,
-        max_rate=rate,
-        seed=seed,
-        block_size=block,
-        data_format=data_format,
-        per_channel=per_channel,
-        scale=scale,
-    )
+    return dropped()
