@@ -22,8 +22,8 @@ def full_zero_blocks(dropped_cf: np.ndarray, block: Sequence[int]) -> np.ndarray
     corners = valid_corners(spatial, block)
     full = np.ones(dropped_cf.shape[:2] + tuple(corners), dtype=bool)
     for offset in itertools.product(*(range(k) for k in block)):
-        window = tuple(slice(o, o + v) for o, v in zip(offset, corners, strict=True))
-        full &= dropped_cf[(slice(None), slice(None), *window)]
+        window = (slice(None), slice(None), *(slice(o, o + v) for o, v in zip(offset, corners, strict=True)))
+        full &= dropped_cf[window]
     return full
 
 

@@ -81,8 +81,8 @@ def paint_blocks(seeds_cf: np.ndarray, spatial: Sequence[int], block: Sequence[i
     dropped = np.zeros(seeds_cf.shape[:2] + tuple(spatial), dtype=bool)
     corners = seeds_cf.shape[2:]
     for offset in itertools.product(*(range(k) for k in block)):
-        window = tuple(slice(o, o + v) for o, v in zip(offset, corners, strict=True))
-        dropped[(slice(None), slice(None), *window)] |= seeds_cf
+        window = (slice(None), slice(None), *(slice(o, o + v) for o, v in zip(offset, corners, strict=True)))
+        dropped[window] |= seeds_cf
     return dropped
 
 
