@@ -57,6 +57,14 @@ def test_modes_and_formats():
             check(bad)
 
 
+@pytest.mark.parametrize("check", [validate_scale, validate_data_format])
+def test_modes_and_formats_are_strings_not_arrays_holding_one(check):
+    # `np.array(["batch"]) in ("batch", ...)` is true element-wise: it must still be refused.
+    valid = "batch" if check is validate_scale else "channels_last"
+    with pytest.raises(ValueError, match="an array or tensor"):
+        check(np.array([valid]))
+
+
 def test_geometry_clamps_each_axis_to_its_map():
     assert clamp_block((4, 20), (7, 7)) == (4, 7)
     assert valid_corners((4, 20), (7, 7)) == (1, 14)

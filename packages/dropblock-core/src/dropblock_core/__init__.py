@@ -26,6 +26,8 @@ from .schedule import linear_ramp, validate_schedule
 from .validation import (
     DATA_FORMATS,
     SCALE_MODES,
+    DataFormat,
+    ScaleMode,
     invalid_value,
     normalize_block_size,
     validate_data_format,
@@ -38,6 +40,8 @@ from .validation import (
 __all__ = [
     "DATA_FORMATS",
     "SCALE_MODES",
+    "DataFormat",
+    "ScaleMode",
     "__version__",
     "clamp_block",
     "gamma",

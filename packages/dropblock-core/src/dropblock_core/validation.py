@@ -11,10 +11,16 @@ import math
 import numbers
 import reprlib
 from collections.abc import Sequence
-from typing import cast
+from typing import Literal, cast, get_args
 
-SCALE_MODES = ("batch", "sample", "none")
-DATA_FORMATS = ("channels_first", "channels_last")
+ScaleMode = Literal["batch", "sample", "none"]
+"""The ``scale`` argument: kept values are scaled by the batch's ``numel / kept``, each sample's, or not at all."""
+
+DataFormat = Literal["channels_first", "channels_last"]
+"""The ``data_format`` argument: ``(N, C, *spatial)`` or ``(N, *spatial, C)``."""
+
+SCALE_MODES: tuple[ScaleMode, ...] = get_args(ScaleMode)
+DATA_FORMATS: tuple[DataFormat, ...] = get_args(DataFormat)
 
 
 def invalid_value(name: str, expected: str, value: object) -> ValueError:
@@ -109,26 +115,26 @@ def normalize_block_size(value: object, rank: int, name: str = "block_size") -> 
     raise invalid_value(name, expected, value)
 
 
-def validate_scale(value: object, name: str = "scale") -> str:
-    """Return the scale mode, one of ``SCALE_MODES``.
+def validate_scale(value: object, name: str = "scale") -> ScaleMode:
+    """Return the scale mode, one of ``SCALE_MODES`` (a ``str``, not an array holding one).
 
     >>> validate_scale("sample")
     'sample'
     """
-    if value not in SCALE_MODES:
+    if not isinstance(value, str) or value not in SCALE_MODES:
         raise invalid_value(name, "one of 'batch', 'sample', 'none'", value)
-    return str(value)
+    return cast("ScaleMode", str(value))
 
 
-def validate_data_format(value: object, name: str = "data_format") -> str:
-    """Return the data format, one of ``DATA_FORMATS``.
+def validate_data_format(value: object, name: str = "data_format") -> DataFormat:
+    """Return the data format, one of ``DATA_FORMATS`` (a ``str``, not an array holding one).
 
     >>> validate_data_format("channels_last")
     'channels_last'
     """
-    if value not in DATA_FORMATS:
+    if not isinstance(value, str) or value not in DATA_FORMATS:
         raise invalid_value(name, "'channels_first' or 'channels_last'", value)
-    return str(value)
+    return cast("DataFormat", str(value))
 
 
 def validate_flag(value: object, name: str, expected: str = "True or False") -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ._core import SCALE_MODES, ScaleMode
 from ._core.results import DataParallelRun
 
 DEVICES = 8
@@ -67,11 +68,11 @@ def _probe(layer_args: dict[str, Any]) -> dict[str, Any]:
         got, want = np.asarray(got), np.asarray(want)
         checks[name] = True if np.array_equal(got, want) else f"{int((got != want).sum())} elements differ"
 
-    for scale in ("batch", "sample", "none"):
+    for scale in SCALE_MODES:
         for per_channel in (True, False):
 
             def step(
-                k: jax.Array, x: jax.Array, rate: jax.Array, per_channel: bool = per_channel, scale: str = scale
+                k: jax.Array, x: jax.Array, rate: jax.Array, per_channel: bool = per_channel, scale: ScaleMode = scale
             ) -> jax.Array:
                 return drop_block(k, x, rate, 3, per_channel=per_channel, scale=scale, max_rate=0.3)
 

@@ -11,7 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _painting, _sampling
-from ._core import invalid_value, validate_data_format, validate_per_channel, validate_rate, validate_scale
+from ._core import (
+    DataFormat,
+    ScaleMode,
+    invalid_value,
+    validate_data_format,
+    validate_per_channel,
+    validate_rate,
+    validate_scale,
+)
 from ._layout import Layout
 
 __all__ = ["drop_block"]
@@ -62,9 +70,9 @@ def drop_block(
     rate: float | jax.Array,
     block_size: int | tuple[int, ...],
     *,
-    data_format: str = "channels_last",
+    data_format: DataFormat = "channels_last",
     per_channel: bool = True,
-    scale: str = "batch",
+    scale: ScaleMode = "batch",
     max_rate: float | None = None,
 ) -> jax.Array:
     """Apply DropBlock to ``x`` in training mode (Ghiasi et al., 2018).

@@ -7,7 +7,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 
-from ._core import validate_data_format, validate_per_channel, validate_scale
+from ._core import DataFormat, ScaleMode, validate_data_format, validate_per_channel, validate_scale
 from ._layout import Layout, validate_block_size
 from .functional import check_input, concrete_rate, drop_block, static_rate
 
@@ -51,9 +51,9 @@ class DropBlock(nn.Module):
     rate: float
     block_size: int | tuple[int, ...]
     deterministic: bool | None = None
-    data_format: str = "channels_last"
+    data_format: DataFormat = "channels_last"
     per_channel: bool = True
-    scale: str = "batch"
+    scale: ScaleMode = "batch"
     rng_collection: str = "dropout"
     spatial_dims: int | None = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from ._core import validate_data_format, validate_per_channel, validate_scale
+from ._core import DataFormat, ScaleMode, validate_data_format, validate_per_channel, validate_scale
 from ._layout import Layout, validate_block_size
 from .functional import check_input, concrete_rate, drop_block, static_rate
 
@@ -58,9 +58,9 @@ class DropBlock(nnx.Module):
         rate: float,
         block_size: int | tuple[int, ...],
         *,
-        data_format: str = "channels_last",
+        data_format: DataFormat = "channels_last",
         per_channel: bool = True,
-        scale: str = "batch",
+        scale: ScaleMode = "batch",
         deterministic: bool | None = False,
         rng_collection: str = "dropout",
         rngs: nnx.Rngs | nnx.RngStream | None = None,

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import keras
 import tensorflow as tf
 
-from ._core import normalize_block_size, validate_per_channel, validate_rate, validate_scale
+from ._core import DataFormat, ScaleMode, normalize_block_size, validate_per_channel, validate_rate, validate_scale
 from .ops import check_input, drop_block_nd, resolve_data_format, when_training
 
 _DOC = """Applies DropBlock{rank}D regularization (Ghiasi, Lin and Le, NeurIPS 2018).
@@ -81,9 +81,9 @@ class _DropBlockND(keras.layers.Layer):
         block_size: int | Sequence[int],
         seed: int | None = None,
         *,
-        data_format: str | None = None,
+        data_format: DataFormat | None = None,
         per_channel: bool = True,
-        scale: str = "batch",
+        scale: ScaleMode = "batch",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

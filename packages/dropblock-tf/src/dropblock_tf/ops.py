@@ -17,6 +17,8 @@ import tensorflow as tf
 
 from . import _masking, _sampling
 from ._core import (
+    DataFormat,
+    ScaleMode,
     invalid_value,
     normalize_block_size,
     validate_data_format,
@@ -87,7 +89,7 @@ def when_training(training: tf.Tensor, x: tf.Tensor, drop: Callable[[], tf.Tenso
     return tf.cond(tf.cast(training, tf.bool), drop, lambda: tf.identity(x))
 
 
-def resolve_data_format(data_format: str | None) -> str:
+def resolve_data_format(data_format: str | None) -> DataFormat:
     """``data_format``, validated; ``None`` is Keras's ``image_data_format()``, as in ``keras.ops``."""
     return validate_data_format(keras.config.image_data_format() if data_format is None else data_format)
 
@@ -295,9 +297,9 @@ def drop_block(
     *,
     seed: Any,
     training: bool | tf.Tensor = True,
-    data_format: str | None = None,
+    data_format: DataFormat | None = None,
     per_channel: bool = True,
-    scale: str = "batch",
+    scale: ScaleMode = "batch",
 ) -> tf.Tensor:
     """Stateless DropBlock (Ghiasi et al., 2018) on a 1D, 2D or 3D feature map.
 

@@ -22,7 +22,14 @@ from ._blocks import (
     paint_rows,
     scale_factor,
 )
-from ._core import normalize_block_size, validate_flag, validate_per_channel, validate_rate, validate_scale
+from ._core import (
+    ScaleMode,
+    normalize_block_size,
+    validate_flag,
+    validate_per_channel,
+    validate_rate,
+    validate_scale,
+)
 from ._geometry import Plan, make_plan, static_rate
 from ._sampling import Rate, sample_dense, sample_sparse, sampling_dtype
 
@@ -99,7 +106,7 @@ def drop_block(
     *,
     p_now: torch.Tensor | None = None,
     per_channel: bool = True,
-    scale: str = "batch",
+    scale: ScaleMode = "batch",
     inplace: bool = False,
     generator: torch.Generator | None = None,
     caller: str | None = None,
@@ -175,7 +182,7 @@ def drop_block1d(
     *,
     training: bool = True,
     per_channel: bool = True,
-    scale: str = "batch",
+    scale: ScaleMode = "batch",
     inplace: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -200,7 +207,7 @@ def drop_block2d(
     *,
     training: bool = True,
     per_channel: bool = True,
-    scale: str = "batch",
+    scale: ScaleMode = "batch",
     inplace: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -245,7 +252,7 @@ def drop_block3d(
     *,
     training: bool = True,
     per_channel: bool = True,
-    scale: str = "batch",
+    scale: ScaleMode = "batch",
     inplace: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:

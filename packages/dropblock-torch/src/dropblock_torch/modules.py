@@ -8,7 +8,14 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ._core import normalize_block_size, validate_flag, validate_per_channel, validate_rate, validate_scale
+from ._core import (
+    ScaleMode,
+    normalize_block_size,
+    validate_flag,
+    validate_per_channel,
+    validate_rate,
+    validate_scale,
+)
 from .functional import check_input, drop_block
 
 __all__ = ["DropBlock1d", "DropBlock2d", "DropBlock3d"]
@@ -29,7 +36,7 @@ class _DropBlockNd(nn.Module):
         block_size: int | tuple[int, ...] = 7,
         *,
         per_channel: bool = True,
-        scale: str = "batch",
+        scale: ScaleMode = "batch",
         inplace: bool = False,
     ) -> None:
         super().__init__()
@@ -73,12 +80,12 @@ class _DropBlockNd(nn.Module):
         self._per_channel = validate_per_channel(value)
 
     @property
-    def scale(self) -> str:
+    def scale(self) -> ScaleMode:
         """``"batch"``, ``"sample"`` or ``"none"``."""
         return self._scale
 
     @scale.setter
-    def scale(self, value: str) -> None:
+    def scale(self, value: ScaleMode) -> None:
         self._scale = validate_scale(value)
 
     @property
