@@ -493,3 +493,44 @@ def test_saved_model_export(tmp_path):
 
 def test_public_names():
     assert set(dropblock_tf.__all__) >= {"DropBlock1D", "DropBlock2D", "DropBlock3D", "DropBlockSchedule", "drop_block"}
+
+
+@pytest.mark.parametrize("seed", [True, "1", 1.0, (1, 2), tf.constant(3)])
+def test_bad_layer_seed_is_named(seed):
+    with pytest.raises(ValueError, match=r"`seed`: expected an int or None"):
+        DropBlock2D(0.1, 3, seed=seed)
+
+
+def test_a_numpy_integer_seed_is_stored_as_an_int():
+    layer = DropBlock2D(0.1, 3, seed=np.int64(7))
+    assert type(layer.seed) is int
+    assert layer.get_config()["seed"] == 7
+    x = np.ones((2, 8, 8, 3), "float32")
+    np.testing.assert_array_equal(layer(x, training=True), DropBlock2D(0.1, 3, seed=7)(x, training=True))
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "message"),
+    [
+        ("block_size", 0, "block_size"),
+        ("block_size", (3, 3, 3), "block_size"),
+        ("per_channel", 1, "per_channel"),
+        ("scale", "global", "scale"),
+        ("data_format", "NHWC", "data_format"),
+    ],
+)
+def test_setting_an_option_is_checked(attribute, value, message):
+    layer = DropBlock2D(0.1, 3)
+    before = getattr(layer, attribute)
+    with pytest.raises(ValueError, match=f"`{message}`"):
+        setattr(layer, attribute, value)
+    assert getattr(layer, attribute) == before
+
+
+def test_setting_options_normalises_them():
+    layer = DropBlock2D(0.1, 3)
+    layer.block_size = 5
+    layer.data_format = None
+    assert layer.block_size == (5, 5)
+    assert layer.data_format == keras.config.image_data_format()
+    assert layer.get_config()["block_size"] == [5, 5]

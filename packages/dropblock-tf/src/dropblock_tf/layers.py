@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import keras
 import tensorflow as tf
 
-from ._core import DataFormat, ScaleMode, normalize_block_size, validate_per_channel, validate_rate, validate_scale
+from ._core import (
+    DataFormat,
+    ScaleMode,
+    invalid_value,
+    normalize_block_size,
+    validate_per_channel,
+    validate_rate,
+    validate_scale,
+)
 from .ops import check_input, drop_block_nd, resolve_data_format, when_training
 
 _DOC = """Applies DropBlock{rank}D regularization (Ghiasi, Lin and Le, NeurIPS 2018).
@@ -29,7 +38,8 @@ _DOC = """Applies DropBlock{rank}D regularization (Ghiasi, Lin and Le, NeurIPS 2
     Args:
         rate: float in [0, 1], the probability of dropping a unit (0.05-0.25 works best).
         block_size: int, or tuple of {rank} ints{axes}: the size of the dropped blocks.
-        seed: int or None, the seed of the layer's ``keras.random.SeedGenerator``.
+        seed: int (a NumPy integer too) or None, the seed of the layer's
+            ``keras.random.SeedGenerator``.
         data_format: ``"channels_last"`` or ``"channels_first"``; defaults to
             ``keras.config.image_data_format()``.
         per_channel: if True (default, the paper's Algorithm 1) every (sample, channel)
@@ -87,13 +97,13 @@ class _DropBlockND(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.rate = validate_rate(rate)
-        self.block_size = normalize_block_size(block_size, self.rank)
-        self.data_format = resolve_data_format(data_format)
-        self.per_channel = validate_per_channel(per_channel)
-        self.scale = validate_scale(scale)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.rate = rate
+        self.block_size = block_size  # type: ignore[assignment]  # normalised to a tuple by the setter
+        self.data_format = data_format  # type: ignore[assignment]  # None resolved by the setter
+        self.per_channel = per_channel
+        self.scale = scale
+        self.seed = validate_seed(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
         # The rate in force; DropBlockSchedule ramps it. The sampler's capacity comes from
         # `self.rate`, the static upper bound of this variable.
         self.current_rate = self.add_weight(
@@ -120,6 +130,42 @@ class _DropBlockND(keras.layers.Layer):
         self._rate = validate_rate(value)
         if hasattr(self, "current_rate"):  # not yet while __init__ runs
             self.current_rate.assign(self._rate)
+
+    @property
+    def block_size(self) -> tuple[int, ...]:
+        """The block, one int per spatial axis (an int given is repeated); clamped to the map at call time."""
+        return self._block_size
+
+    @block_size.setter
+    def block_size(self, value: int | Sequence[int]) -> None:
+        self._block_size = normalize_block_size(value, self.rank)
+
+    @property
+    def data_format(self) -> DataFormat:
+        """``"channels_last"`` or ``"channels_first"`` (``None`` sets ``keras.config.image_data_format()``)."""
+        return self._data_format
+
+    @data_format.setter
+    def data_format(self, value: DataFormat | None) -> None:
+        self._data_format = resolve_data_format(value)
+
+    @property
+    def per_channel(self) -> bool:
+        """One mask per (sample, channel) if True, else one per sample shared by the channels."""
+        return self._per_channel
+
+    @per_channel.setter
+    def per_channel(self, value: bool) -> None:
+        self._per_channel = validate_per_channel(value)
+
+    @property
+    def scale(self) -> ScaleMode:
+        """``"batch"``, ``"sample"`` or ``"none"``."""
+        return self._scale
+
+    @scale.setter
+    def scale(self, value: ScaleMode) -> None:
+        self._scale = validate_scale(value)
 
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if not isinstance(inputs, tf.Tensor | tf.Variable | tf.SparseTensor | tf.RaggedTensor):
@@ -167,6 +213,20 @@ class _DropBlockND(keras.layers.Layer):
             }
         )
         return config
+
+
+def validate_seed(seed: object) -> int | None:
+    """The layer's ``seed``: an int (NumPy integers too, stored as ``int`` for ``get_config``) or None.
+
+    >>> import numpy as np
+    >>> validate_seed(np.int64(3)), validate_seed(None)
+    (3, None)
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise invalid_value("seed", "an int or None", seed)
+    return int(seed)
 
 
 def _doc(rank: int) -> str:
