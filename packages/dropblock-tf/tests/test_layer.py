@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -534,3 +535,26 @@ def test_setting_options_normalises_them():
     assert layer.block_size == (5, 5)
     assert layer.data_format == keras.config.image_data_format()
     assert layer.get_config()["block_size"] == [5, 5]
+
+
+def test_a_new_rate_after_tracing_warns_that_traced_functions_keep_the_old_bound():
+    layer = DropBlock2D(0.1, 3, seed=0)
+    x = tf.ones((4, 16, 16, 8))
+    layer.rate = 0.2  # nothing traced yet: no warning
+    layer(x, training=True)  # eager: nothing baked in
+    layer.rate = 0.1
+    step = tf.function(lambda v: layer(v, training=True))
+    step(x)
+    with pytest.warns(UserWarning, match=r"traced this layer at rate 0.1.*compile the model again"):
+        layer.rate = 0.5
+    assert float(layer.current_rate) == pytest.approx(0.5)
+    kept = float(tf.reduce_mean(tf.cast(step(x) != 0, tf.float32)))
+    assert kept > 0.8  # the traced function still drops at about 0.1, as the warning says
+
+
+def test_inference_tracing_does_not_count_as_training_tracing():
+    layer = DropBlock2D(0.1, 3, seed=0)
+    tf.function(lambda v: layer(v, training=False))(tf.ones((2, 8, 8, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer.rate = 0.3

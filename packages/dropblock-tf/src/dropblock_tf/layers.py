@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -104,6 +105,7 @@ class _DropBlockND(keras.layers.Layer):
         self.scale = scale
         self.seed = validate_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self._traced_rate: float | None = None  # the bound a traced call baked in (see `rate`)
         # The rate in force; DropBlockSchedule ramps it. The sampler's capacity comes from
         # `self.rate`, the static upper bound of this variable.
         self.current_rate = self.add_weight(
@@ -122,14 +124,31 @@ class _DropBlockND(keras.layers.Layer):
 
     @property
     def rate(self) -> float:
-        """The configured (maximum) drop rate; setting it also sets the rate in force, ``current_rate``."""
+        """The configured (maximum) drop rate; setting it also sets the rate in force, ``current_rate``.
+
+        A function that has already traced the layer in training mode (``fit``'s train
+        step, a ``tf.function``) keeps the rate it was traced with as the bound of
+        ``current_rate`` until it is traced again (for ``fit``: compile the model again),
+        so a new ``rate`` warns then. ``current_rate`` itself (what ``DropBlockSchedule``
+        assigns) can change up to that bound without retracing.
+        """
         return self._rate
 
     @rate.setter
     def rate(self, value: float) -> None:
-        self._rate = validate_rate(value)
+        rate = validate_rate(value)
+        traced = getattr(self, "_traced_rate", None)
+        if traced is not None and rate != traced:
+            warnings.warn(
+                f"{self.name}: `rate` set to {rate} after a tf.function (such as fit's train step) traced "
+                f"this layer at rate {traced}; that function keeps {traced} as the bound of the rate in "
+                "force until it is traced again (compile the model again). To change the rate without "
+                "retracing, assign `current_rate` (up to `rate`), as DropBlockSchedule does.",
+                stacklevel=2,
+            )
+        self._rate = rate
         if hasattr(self, "current_rate"):  # not yet while __init__ runs
-            self.current_rate.assign(self._rate)
+            self.current_rate.assign(rate)
 
     @property
     def block_size(self) -> tuple[int, ...]:
@@ -171,7 +190,11 @@ class _DropBlockND(keras.layers.Layer):
         if not isinstance(inputs, tf.Tensor | tf.Variable | tf.SparseTensor | tf.RaggedTensor):
             inputs = tf.convert_to_tensor(inputs)  # NumPy arrays, e.g. from stateless_call
         check_input(inputs, self.rank, self.data_format)
-        if self.rate == 0.0 or training is None or training is False:
+        if training is None or training is False:
+            return inputs
+        if not tf.executing_eagerly():  # traced in training mode: the function keeps this bound
+            self._traced_rate = self.rate
+        if self.rate == 0.0:
             return inputs
         if isinstance(training, tf.Tensor | tf.Variable):
             return when_training(training, inputs, lambda: self._drop(inputs))
