@@ -558,3 +558,23 @@ def test_inference_tracing_does_not_count_as_training_tracing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         layer.rate = 0.3
+
+
+@pytest.mark.parametrize("suffix", [".weights.h5", ".keras"])
+def test_weights_saved_without_the_layer_load_into_a_model_with_it(tmp_path, suffix):
+    # As for SpatialDropout2D: adding DropBlock to a trained model keeps its checkpoints loadable.
+    def model(with_dropblock):
+        extra = [DropBlock2D(0.2, 3)] if with_dropblock else []
+        conv = keras.layers.Conv2D
+        return keras.Sequential([keras.Input((8, 8, 3)), conv(4, 3, name="a"), *extra, conv(2, 3, name="b")])
+
+    trained = model(False)
+    path = tmp_path / f"m{suffix}"
+    trained.save_weights(path) if suffix == ".weights.h5" else trained.save(path)
+    extended = model(True)
+    extended.load_weights(path)
+    for name in ("a", "b"):
+        got, want = extended.get_layer(name).get_weights(), trained.get_layer(name).get_weights()
+        for got_array, want_array in zip(got, want, strict=True):
+            np.testing.assert_array_equal(got_array, want_array)
+    assert float(extended.layers[1].current_rate) == pytest.approx(0.2)

@@ -186,6 +186,14 @@ class _DropBlockND(keras.layers.Layer):
     def scale(self, value: ScaleMode) -> None:
         self._scale = validate_scale(value)
 
+    def load_own_variables(self, store: Any) -> None:
+        """Load ``current_rate``; a checkpoint without it (saved before this layer was added
+        to the model, or with keras-cv's ``DropBlock2D``) leaves it at ``rate``, as
+        weightless layers such as ``SpatialDropout2D`` load from any checkpoint."""
+        if len(store.keys()) == 0:
+            return
+        super().load_own_variables(store)
+
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         if not isinstance(inputs, tf.Tensor | tf.Variable | tf.SparseTensor | tf.RaggedTensor):
             inputs = tf.convert_to_tensor(inputs)  # NumPy arrays, e.g. from stateless_call
