@@ -94,3 +94,17 @@ def test_a_tensor_rate_is_refused_by_name_when_compiled() -> None:
     compiled = torch.compile(drop_block2d, fullgraph=True)
     with pytest.raises((ValueError, RuntimeError), match=r"`p`.*got an array or tensor \(torch\.Tensor\)"):
         compiled(torch.ones(2, 3, 8, 8), torch.tensor(0.1), 3)
+
+
+@pytest.mark.parametrize("dynamic", [None, True])
+def test_a_compiled_function_recompiles_for_each_block_size(dynamic) -> None:
+    # Dynamo makes an int argument symbolic after a second value (at once with
+    # dynamic=True), but the block sizes the sampler: each one must trace as a constant.
+    torch._dynamo.reset()
+    compiled = torch.compile(drop_block2d, dynamic=dynamic, backend="eager")
+    x = torch.randn(2, 4, 16, 16)
+    for block_size in (3, 5, (2, 7)):
+        torch.manual_seed(0)
+        expected = drop_block2d(x, 0.2, block_size)
+        torch.manual_seed(0)
+        assert torch.equal(compiled(x, 0.2, block_size), expected)

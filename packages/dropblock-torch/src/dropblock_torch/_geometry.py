@@ -72,8 +72,8 @@ def make_plan(shape: torch.Size | tuple[int, ...], block: tuple[int, ...], p_max
     (4, 4)
     """
     dims = tuple(static_size(s) for s in shape)
-    if torch.compiler.is_compiling():
-        return _plan(dims, tuple(block), p_max, per_channel)
+    if torch.compiler.is_compiling():  # a block size passed to a compiled function may be symbolic too
+        return _plan(dims, tuple(static_size(k) for k in block), p_max, per_channel)
     return _cached_plan(dims, tuple(block), float(p_max), bool(per_channel))
 
 
