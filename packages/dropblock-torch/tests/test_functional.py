@@ -311,3 +311,24 @@ def test_seed_count_matches_the_binomial() -> None:
     mean, sd = plan.corners * g, math.sqrt(plan.corners * g * (1 - g))
     assert abs(count - mean) <= 5 * sd
     assert count < plan.capacity
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fx_records_the_functional_api_as_one_call(training: bool) -> None:
+    # As for F.dropout: through __torch_function__, whatever name the caller holds it by
+    # (torch.fx.wrap would only catch calls through the defining module's global name).
+    drop = F.drop_block2d
+
+    class Net(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return drop(x, 0.2, 3, training=self.training).relu()
+
+    net = Net().train(training)
+    traced = torch.fx.symbolic_trace(net)
+    calls = [node.target for node in traced.graph.nodes if node.op == "call_function"]
+    assert calls == [F.drop_block2d], calls
+    x = torch.randn(2, 3, 12, 12)
+    torch.manual_seed(0)
+    expected = net(x)
+    torch.manual_seed(0)
+    assert torch.equal(traced(x), expected)

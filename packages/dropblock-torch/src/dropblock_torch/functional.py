@@ -9,8 +9,10 @@ Like :func:`torch.nn.functional.dropout`, ``training`` defaults to ``True``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+from torch.overrides import handle_torch_function, has_torch_function_unary
 
 from ._blocks import (
     ZeroBlocks,
@@ -160,6 +162,9 @@ def _functional(
     inplace: bool,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
+    if has_torch_function_unary(input):  # an FX Proxy, a tensor subclass or a TorchFunctionMode
+        options = {"per_channel": per_channel, "scale": scale, "inplace": inplace, "generator": generator}
+        return handle_torch_function(_PUBLIC[rank], (input,), input, p, block_size, training=training, **options)
     rate = validate_rate(static_rate(p), "p")
     block = normalize_block_size(block_size, rank)
     per_channel = validate_per_channel(per_channel)
@@ -267,3 +272,7 @@ def drop_block3d(
         True
     """
     return _functional(3, input, p, block_size, training, per_channel, scale, inplace, generator)
+
+
+#: The public function of each rank, the one a ``__torch_function__`` handler sees (FX records it).
+_PUBLIC: dict[int, Callable[..., torch.Tensor]] = {1: drop_block1d, 2: drop_block2d, 3: drop_block3d}
