@@ -68,3 +68,46 @@ def test_scheduled_rate_is_used_by_the_layer() -> None:
     LinearDropBlockSchedule(m, total_steps=10)
     x = torch.ones(4, 8, 64)
     assert torch.equal(m(x), x), "step 0 of a ramp from 0 is the identity"
+
+
+def test_a_compiled_model_is_scheduled_through_the_module_it_wraps() -> None:
+    m = model()
+    compiled = torch.compile(m, backend="eager")
+    schedule = LinearDropBlockSchedule(compiled, total_steps=4)
+    schedule.step()
+    assert float(m[1].p_current) == pytest.approx(0.05)
+    assert int(m.state_dict()["dropblock_schedule_step"]) == 1
+    assert int(compiled.state_dict()["_orig_mod.dropblock_schedule_step"]) == 1
+
+
+def test_a_checkpoint_without_the_step_loads_strictly_and_keeps_the_step() -> None:
+    pretrained = model().state_dict()  # saved without a schedule
+    m = model()
+    schedule = LinearDropBlockSchedule(m, total_steps=10)
+    schedule.step()
+    m.load_state_dict(pretrained)  # strict: the missing step is not an error
+    assert schedule.steps == 1
+    assert float(m[1].p_current) == pytest.approx(0.02)
+    assert "dropblock_schedule_step" not in pretrained
+    # The other way round, a model without a schedule loads a scheduled checkpoint non-strictly.
+    assert model().load_state_dict(m.state_dict(), strict=False).unexpected_keys == ["dropblock_schedule_step"]
+
+
+def test_a_second_schedule_on_one_model_is_refused() -> None:
+    m = model()
+    LinearDropBlockSchedule(m, total_steps=10)
+    with pytest.raises(ValueError, match="already has an attribute 'dropblock_schedule_step'"):
+        LinearDropBlockSchedule(m, total_steps=20)
+    LinearDropBlockSchedule(m, total_steps=20, name="second_step")  # under another name
+
+
+def test_load_state_dict_restores_the_whole_schedule() -> None:
+    saved = LinearDropBlockSchedule(model(), total_steps=100, start=0.05)
+    saved.step()
+    schedule = LinearDropBlockSchedule(model(), total_steps=4)
+    schedule.load_state_dict(saved.state_dict())
+    assert (schedule.steps, schedule.total_steps, schedule.start) == (1, 100, 0.05)
+    assert schedule.rates() == pytest.approx([0.05 + 0.15 / 100, 0.05 + 0.05 / 100])
+    with pytest.raises(ValueError, match="start"):
+        schedule.load_state_dict({"steps": 2, "total_steps": 10, "start": 0.15})  # above the second p
+    assert (schedule.steps, schedule.total_steps, schedule.start) == (1, 100, 0.05)

@@ -23,12 +23,16 @@ class LinearDropBlockSchedule:
 
     The step count is a buffer of ``model`` itself (``name``, an int64 scalar), so it is
     part of ``model.state_dict()`` and of any checkpoint of the model; loading a state dict
-    into ``model`` restores the step and the rates in force. The schedule adds no
-    submodule, so ``nn.Sequential`` models keep their forward. :meth:`state_dict` and
+    into ``model`` restores the step and the rates in force. A state dict without that key
+    (pretrained weights saved without a schedule) loads too, even with ``strict=True``,
+    and leaves the step as it is; a model without a schedule loads a scheduled checkpoint
+    with ``strict=False`` (or after deleting the key). The schedule adds no submodule, so
+    ``nn.Sequential`` models keep their forward. :meth:`state_dict` and
     :meth:`load_state_dict` also save the schedule on its own.
 
     Args:
-        model: the module whose DropBlock submodules are scheduled.
+        model: the module whose DropBlock submodules are scheduled; a ``torch.compile``-d
+            module schedules the module it wraps (whose state dict holds the step).
         total_steps: steps over which the rate ramps (a positive int).
         start: the rate at step 0, at most every module's ``p``.
         name: the name of the step-count buffer registered on ``model``.
@@ -49,19 +53,22 @@ class LinearDropBlockSchedule:
     def __init__(
         self, model: nn.Module, total_steps: int, start: float = 0.0, *, name: str = "dropblock_schedule_step"
     ) -> None:
+        model = _compiled_module(model)
         layers = [m for m in model.modules() if isinstance(m, _DropBlockNd)]
         if not layers:
             raise ValueError("LinearDropBlockSchedule: `model` holds no DropBlock module.")
-        for layer in layers:
-            validate_schedule(layer.p, total_steps, start)
-            if start > layer.p:
-                raise invalid_value("start", f"at most every module's p ({layer.p})", start)
-        _, self.total_steps, self.start = validate_schedule(layers[0].p, total_steps, start)
+        if hasattr(model, name):
+            raise ValueError(
+                f"LinearDropBlockSchedule: `model` already has an attribute {name!r} (the step count of a schedule "
+                "built earlier on it?); build one schedule per model, or pass another `name`."
+            )
         self.layers = tuple(layers)
+        self.total_steps, self.start = self._checked(total_steps, start)
         self._step = 0
         model.register_buffer(name, torch.zeros((), dtype=torch.int64, device=layers[0].p_current.device))
         self._model = model
         self._name = name
+        model.register_load_state_dict_pre_hook(self._before_load)
         model.register_load_state_dict_post_hook(self._after_load)
         self._update()
 
@@ -85,16 +92,29 @@ class LinearDropBlockSchedule:
         return {"steps": self._step, "total_steps": self.total_steps, "start": self.start}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the step from :meth:`state_dict` and set every module's rate in force."""
+        """Restore the schedule from :meth:`state_dict`: the step, and ``total_steps`` and
+        ``start`` when the state holds them (as PyTorch's LR schedulers restore all of theirs),
+        then set every module's rate in force. Nothing changes if a value is invalid."""
         steps = state.get("steps") if isinstance(state, dict) else None
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(
                 f"Invalid value for `steps` in the schedule's state: expected an int >= 0, got {steps!r} "
                 f"(from a state {{'steps': ..., 'total_steps': ..., 'start': ...}} as state_dict() returns)."
             )
+        self.total_steps, self.start = self._checked(
+            state.get("total_steps", self.total_steps), state.get("start", self.start)
+        )
         self._step = steps
         self._counter().fill_(self._step)
         self._update()
+
+    def _checked(self, total_steps: object, start: object) -> tuple[int, float]:
+        """``total_steps`` and ``start`` validated for every scheduled module's ``p``."""
+        for layer in self.layers:  # never empty
+            _, steps, rate = validate_schedule(layer.p, total_steps, start)
+            if rate > layer.p:
+                raise invalid_value("start", f"at most every module's p ({layer.p})", start)
+        return steps, rate
 
     def _counter(self) -> torch.Tensor:
         return self._model.get_buffer(self._name)
@@ -102,6 +122,10 @@ class LinearDropBlockSchedule:
     def _update(self) -> None:
         for layer, rate in zip(self.layers, self.rates(), strict=True):
             layer.set_current_p(rate)
+
+    def _before_load(self, module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+        # A checkpoint saved without a schedule has no step: keep this one's, as if it had.
+        state_dict.setdefault(prefix + self._name, self._counter().detach().clone())
 
     def _after_load(self, module: nn.Module, incompatible_keys: Any) -> None:
         self._step = int(self._counter())  # one host read per checkpoint load
@@ -112,3 +136,13 @@ class LinearDropBlockSchedule:
             f"LinearDropBlockSchedule(total_steps={self.total_steps}, start={self.start}, "
             f"layers={len(self.layers)}, steps={self._step})"
         )
+
+
+def _compiled_module(model: nn.Module) -> nn.Module:
+    """The module that ``torch.compile`` wrapped, or ``model`` itself.
+
+    The wrapper forwards attribute reads to ``_orig_mod``, so a buffer registered on the
+    wrapper could not be read back; the step count belongs to the wrapped module.
+    """
+    inner = getattr(model, "_orig_mod", None)
+    return _compiled_module(inner) if isinstance(inner, nn.Module) else model
