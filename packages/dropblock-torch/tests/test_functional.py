@@ -60,8 +60,21 @@ def test_invalid_arguments_raise_value_error(kwargs: dict, message: str) -> None
 
 @pytest.mark.parametrize("training", [True, False])
 def test_generator_must_be_a_torch_generator(training: bool) -> None:
-    with pytest.raises(TypeError, match=r"`generator`.*torch\.Generator"):
+    # A ValueError, as for every other argument; the module checks it in eval mode too.
+    with pytest.raises(ValueError, match=r"`generator`: expected a torch\.Generator or None, got 0\."):
         F.drop_block2d(torch.ones(1, 1, 4, 4), 0.1, 3, training=training, generator=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`generator`"):
+        DropBlock2d(0.1, 3).train(training)(torch.ones(1, 1, 4, 4), generator=0)  # type: ignore[arg-type]
+
+
+def test_float8_inputs_are_refused_early() -> None:
+    with pytest.raises(TypeError, match=r"float16, bfloat16, float32 or float64\), got dtype torch\.float8_e4m3fn"):
+        F.drop_block2d(torch.ones(1, 1, 4, 4).to(torch.float8_e4m3fn), 0.1, 3)
+
+
+def test_vmap_of_a_call_that_drops_nothing_is_the_identity() -> None:
+    x = torch.ones(2, 2, 3, 8, 8)
+    assert torch.equal(torch.func.vmap(lambda t: F.drop_block2d(t, 0.0, 3))(x), x)
 
 
 def test_vmap_is_refused_with_a_message_that_says_why() -> None:

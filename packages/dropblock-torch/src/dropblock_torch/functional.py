@@ -26,6 +26,7 @@ from ._blocks import (
 )
 from ._core import (
     ScaleMode,
+    invalid_value,
     normalize_block_size,
     validate_flag,
     validate_per_channel,
@@ -40,12 +41,17 @@ __all__ = ["drop_block1d", "drop_block2d", "drop_block3d"]
 _SHAPES = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
 
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
 def check_input(input: torch.Tensor, rank: int, name: str) -> None:
-    """Raise ``TypeError`` for a non-float tensor, ``ValueError`` for a wrong rank."""
+    """Raise ``TypeError`` for a non-float tensor (float8 included), ``ValueError`` for a wrong rank."""
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"{name} expects a torch.Tensor, got {type(input).__name__}.")
-    if not input.is_floating_point():
-        raise TypeError(f"{name} expects a floating-point input, got dtype {input.dtype}.")
+    if input.dtype not in _DTYPES:
+        raise TypeError(
+            f"{name} expects a floating-point input (float16, bfloat16, float32 or float64), got dtype {input.dtype}."
+        )
     if input.dim() != rank + 2:
         raise ValueError(
             f"{name} expects a {rank + 2}D input {_SHAPES[rank]}, got a {input.dim()}D input of shape "
@@ -58,7 +64,7 @@ def check_generator(generator: object, input: torch.Tensor) -> None:
     if generator is None:
         return
     if not isinstance(generator, torch.Generator):
-        raise TypeError(f"Invalid value for `generator`: expected a torch.Generator or None, got {generator!r}.")
+        raise invalid_value("generator", "a torch.Generator or None", generator)
     if generator.device.type != input.device.type:
         raise ValueError(
             f"Invalid value for `generator`: it is on {generator.device}, but the input is on {input.device}; "
@@ -122,10 +128,10 @@ def drop_block(
     """
     check_input(input, rank, caller or f"drop_block{rank}d")
     check_generator(generator, input)
-    reject_vmap(input)
     p_max = static_rate(p_max)
     if p_max == 0.0 or input.numel() == 0:
         return input
+    reject_vmap(input)
     plan = make_plan(input.shape, block, p_max, per_channel)
     rate: Rate = p_max if p_now is None else rate_in_force(p_now, p_max, input.device)
     seeds = sample_seeds(plan, rate, input.device, generator)
@@ -225,7 +231,9 @@ def drop_block2d(
 
     Args:
         input: a floating-point tensor (N, C, H, W), any memory format (kept in the output).
-        p: drop rate in [0, 1] (the fraction of units to drop, not the keep rate).
+        p: drop rate in [0, 1] (not the keep rate): about the fraction of units dropped at
+            the usual small rates; overlapping blocks drop less at large ones (0.36 at
+            ``p=0.5`` with 7x7 blocks on 14x14 maps), and ``p=1`` drops everything.
         block_size: an int or an ``(h, w)`` tuple; clamped to the map at call time.
         training: apply DropBlock if ``True``; otherwise return ``input`` unchanged.
         per_channel: one mask per (sample, channel) (the paper's Algorithm 1); ``False``
@@ -234,7 +242,10 @@ def drop_block2d(
             sample) or ``"none"``.
         inplace: write the result into ``input`` and return it.
         generator: a :class:`torch.Generator` on ``input``'s device that makes this call
-            reproducible on its own; default: the global generator.
+            reproducible on its own; default: the global generator. Not under
+            ``torch.utils.checkpoint``, which replays only the global generator when it
+            recomputes the forward (the recomputed mask would differ), nor under
+            ``torch.compile(fullgraph=True)``, which cannot trace it.
 
     Examples::
 

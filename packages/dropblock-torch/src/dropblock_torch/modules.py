@@ -16,7 +16,7 @@ from ._core import (
     validate_rate,
     validate_scale,
 )
-from .functional import check_input, drop_block
+from .functional import check_generator, check_input, drop_block
 
 __all__ = ["DropBlock1d", "DropBlock2d", "DropBlock3d"]
 
@@ -127,6 +127,7 @@ class _DropBlockNd(nn.Module):
         if not self.training:
             if not isinstance(input, torch.fx.Proxy):
                 check_input(input, self._rank, type(self).__name__)
+                check_generator(generator, input)
             return input
         return drop_block(
             input,
@@ -182,8 +183,11 @@ class DropBlock2d(_DropBlockNd):
     returns its input.
 
     Args:
-        p: drop rate in [0, 1] (not the keep rate). It also bounds the rate in force,
-            ``p_current``, which :class:`~dropblock_torch.LinearDropBlockSchedule` ramps.
+        p: drop rate in [0, 1] (not the keep rate): about the fraction of units dropped at
+            the usual small rates; overlapping blocks drop less at large ones (0.36 at
+            ``p=0.5`` with 7x7 blocks on 14x14 maps), and ``p=1`` drops everything. It
+            also bounds the rate in force, ``p_current``, which
+            :class:`~dropblock_torch.LinearDropBlockSchedule` ramps.
         block_size: an int or an ``(h, w)`` tuple; clamped to the map at call time.
         per_channel: one mask per (sample, channel) (the paper's Algorithm 1); ``False``
             shares one mask per sample across channels.
@@ -194,6 +198,13 @@ class DropBlock2d(_DropBlockNd):
     Shape:
         - Input: :math:`(N, C, H, W)`, channels first, any memory format.
         - Output: the same shape, dtype and memory format.
+
+    Call ``m(input, generator=None)``: a :class:`torch.Generator` on the input's device
+    makes the call reproducible on its own (default: the global generator). Under
+    ``torch.utils.checkpoint`` leave it out: checkpointing replays the global generator's
+    state when it recomputes the forward, not that of a generator passed in, so the
+    recomputed mask (and the gradient) would differ from the forward's. Dynamo cannot trace
+    a generator argument, so ``torch.compile(fullgraph=True)`` needs none.
 
     Under ``torch.distributed`` each rank draws its own masks even when every rank seeded
     the global generator identically (see the package README, "Distributed training").
