@@ -87,7 +87,9 @@ def drop_block(
       x: floating-point input ``(N, *spatial, C)`` (``channels_last``) or
         ``(N, C, *spatial)`` (``channels_first``). Integer and bool inputs raise
         ``TypeError``.
-      rate: the drop probability in [0, 1] (_not_ the keep rate!). It may be a traced
+      rate: the drop rate in [0, 1] (_not_ the keep rate!): about the fraction of units
+        dropped at the usual small rates; overlapping blocks drop less at large ones, and 1
+        drops everything. It may be a traced
         scalar under ``jax.jit``, so a schedule does not recompile; a concrete rate is
         validated eagerly.
       block_size: an int, or a tuple with one positive int per spatial dimension.

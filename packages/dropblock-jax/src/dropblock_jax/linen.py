@@ -22,7 +22,9 @@ class DropBlock(nn.Module):
     so ``apply(..., rngs={'dropout': key})`` drives it.
 
     Attributes:
-      rate: the drop probability in [0, 1] (_not_ the keep rate!); a call-time ``rate``
+      rate: the drop rate in [0, 1] (_not_ the keep rate!): about the fraction of units
+        dropped at the usual small rates; overlapping blocks drop less at large ones, and 1
+        drops everything. A call-time ``rate``
         may not exceed it (it sizes the seed sampler): a concrete one above it raises, a
         traced one is clipped to ``[0, rate]`` (NaN counts as 0).
       block_size: an int, or a tuple with one positive int per spatial dimension.

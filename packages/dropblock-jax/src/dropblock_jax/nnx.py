@@ -22,7 +22,9 @@ class DropBlock(nnx.Module):
     carry it, and ``nnx.jit`` advances it.
 
     Args:
-      rate: the drop probability in [0, 1] (_not_ the keep rate!). A call-time ``rate``
+      rate: the drop rate in [0, 1] (_not_ the keep rate!): about the fraction of units
+        dropped at the usual small rates; overlapping blocks drop less at large ones, and 1
+        drops everything. A call-time ``rate``
         may not exceed it: it sizes the seed sampler (see ``drop_block``'s ``max_rate``).
         A concrete one above it raises; a traced one is clipped to ``[0, rate]`` (NaN
         counts as 0).

@@ -37,7 +37,9 @@ _DOC = """Applies DropBlock{rank}D regularization (Ghiasi, Lin and Le, NeurIPS 2
     ``numel / kept``.
 
     Args:
-        rate: float in [0, 1], the probability of dropping a unit (0.05-0.25 works best).
+        rate: float in [0, 1], the drop rate (0.05-0.25 works best): about the fraction of
+            units dropped at such rates; overlapping blocks drop less at large rates, and 1
+            drops everything.
         block_size: int, or tuple of {rank} ints{axes}: the size of the dropped blocks.
         seed: int (a NumPy integer too) or None, the seed of the layer's
             ``keras.random.SeedGenerator``.

@@ -309,7 +309,8 @@ def drop_block(
 
     Args:
         x: float tensor ``(N, *S, C)`` (``channels_last``) or ``(N, C, *S)``.
-        rate: probability of dropping a unit, a Python number in [0, 1].
+        rate: the drop rate, a Python number in [0, 1]: about the fraction of units dropped
+            at small rates; overlapping blocks drop less at large ones, and 1 drops everything.
         block_size: int or tuple of one int per spatial dim; clamped to the map at call time.
         seed: a ``tf.random`` stateless seed, shape ``[2]`` ints. The same seed gives the same output.
         training: ``True``; ``False`` or ``None`` (inference, as Keras passes to a layer's
