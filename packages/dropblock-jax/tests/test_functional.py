@@ -265,3 +265,18 @@ def test_determinism():
     c = drop_block(jax.random.key(1), x, 0.2, 3)
     assert bool((a == b).all())
     assert not bool((a == c).all())
+
+
+def test_a_traced_rate_under_a_bound_of_zero_is_the_identity() -> None:
+    # A config that turns DropBlock off while the loop still feeds it a scheduled rate.
+    x = jnp.ones((2, 8, 8, 3))
+    step = jax.jit(lambda key, rate: drop_block(key, x, rate, 3, max_rate=0.0))
+    assert (step(jax.random.key(0), jnp.float32(0.1)) == x).all()
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32])
+def test_a_concrete_rate_of_any_float_dtype_is_accepted_eagerly(dtype) -> None:
+    x = nonzero_input((2, 8, 8, 3))
+    key = jax.random.key(0)
+    want = drop_block(key, x, float(jnp.asarray(0.25, dtype)), 3)
+    assert (drop_block(key, x, jnp.asarray(0.25, dtype), 3) == want).all()

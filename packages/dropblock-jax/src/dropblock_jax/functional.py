@@ -43,9 +43,10 @@ def concrete_rate(rate: Any, name: str = "rate") -> float | None:
     if isinstance(rate, numbers.Number) or rate is None or isinstance(rate, str):
         return validate_rate(rate, name)
     array = np.asarray(rate)
-    if array.ndim != 0 or array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
+    if array.ndim != 0 or array.dtype == np.bool_ or not jnp.issubdtype(array.dtype, jnp.number):
         return validate_rate(rate, name)  # raises with the canonical message
-    return validate_rate(array.item(), name)
+    # bfloat16 and float8 (ml_dtypes) are numbers to jnp, not to np; their .item() is no Python float.
+    return validate_rate(float(array) if jnp.issubdtype(array.dtype, jnp.floating) else array.item(), name)
 
 
 def static_rate(rate: Any, name: str = "rate") -> float:
@@ -139,7 +140,7 @@ def drop_block(
     if fixed is not None and np.float32(fixed) > np.float32(bound):  # the rate is applied in float32
         bound_name = "`max_rate`, a module's configured rate"
         raise invalid_value("rate", f"at most {bound} ({bound_name})", fixed)
-    if fixed == 0.0 or x.size == 0:
+    if fixed == 0.0 or bound == 0.0 or x.size == 0:  # a traced rate under a bound of 0 is clipped to 0
         return x
     if fixed == 1.0:
         return jnp.zeros_like(x)
