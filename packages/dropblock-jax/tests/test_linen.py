@@ -84,3 +84,11 @@ def test_in_a_model_with_a_scheduled_rate_under_jit():
     assert bool(jnp.isfinite(jax.tree.leaves(grads)[0]).all())
     conv_only = nn.Conv(4, (3, 3)).apply({"params": params["params"]["Conv_0"]}, X)
     assert bool((model.apply(params, X, 0.3, False) == conv_only).all()), "eval mode is the identity"
+
+
+def test_deterministic_and_rng_collection_are_checked() -> None:
+    x = jnp.ones((2, 8, 8, 3))
+    with pytest.raises(ValueError, match="`rng_collection`"):
+        DropBlock(0.1, 3, rng_collection=3)
+    with pytest.raises(ValueError, match="`deterministic`"):
+        DropBlock(0.1, 3).apply({}, x, deterministic="no")

@@ -153,3 +153,24 @@ def test_call_time_rate_above_the_configured_rate_raises():
     with pytest.raises(ValueError, match="at most"):
         layer(X, rate=0.5)
     assert layer(X, rate=0.0) is X
+
+
+def test_view_info_describes_the_deterministic_view() -> None:
+    model = nnx.Sequential(DropBlock(0.1, 3, rngs=nnx.Rngs(dropout=0)))
+    assert "deterministic" in str(nnx.view_info(model))
+
+
+def test_deterministic_and_rng_collection_are_checked() -> None:
+    with pytest.raises(ValueError, match="`rng_collection`"):
+        DropBlock(0.1, 3, rng_collection=3, rngs=nnx.Rngs(dropout=0))
+    with pytest.raises(ValueError, match="`deterministic`"):
+        DropBlock(0.1, 3, deterministic="no", rngs=nnx.Rngs(dropout=0))
+    layer = DropBlock(0.1, 3, rngs=nnx.Rngs(dropout=0))
+    with pytest.raises(ValueError, match="`deterministic`"):
+        layer(jnp.ones((2, 8, 8, 3)), deterministic="no")
+
+
+def test_a_traced_rate_on_a_layer_configured_off_is_the_identity() -> None:
+    layer = DropBlock(0.0, 3, rngs=nnx.Rngs(dropout=0))
+    x = jnp.ones((2, 8, 8, 3))
+    assert (nnx.jit(lambda m, r: m(x, rate=r))(layer, jnp.float32(0.1)) == x).all()

@@ -49,6 +49,13 @@ def concrete_rate(rate: Any, name: str = "rate") -> float | None:
     return validate_rate(float(array) if jnp.issubdtype(array.dtype, jnp.floating) else array.item(), name)
 
 
+def validate_rng_collection(name: object) -> str:
+    """A module's ``rng_collection``: the name of an RNG stream, a ``str``."""
+    if not isinstance(name, str):
+        raise invalid_value("rng_collection", "the name of an rng stream (a str, such as 'dropout')", name)
+    return name
+
+
 def static_rate(rate: Any, name: str = "rate") -> float:
     """A module's configured rate: concrete and validated (it sizes the sampler)."""
     fixed = concrete_rate(rate, name)

@@ -7,9 +7,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 
-from ._core import DataFormat, ScaleMode, validate_data_format, validate_per_channel, validate_scale
+from ._core import DataFormat, ScaleMode, validate_data_format, validate_flag, validate_per_channel, validate_scale
 from ._layout import Layout, validate_block_size
-from .functional import check_input, concrete_rate, drop_block, static_rate
+from .functional import check_input, concrete_rate, drop_block, static_rate, validate_rng_collection
 
 __all__ = ["DropBlock"]
 
@@ -65,6 +65,7 @@ class DropBlock(nn.Module):
         validate_data_format(self.data_format)
         validate_per_channel(self.per_channel)
         validate_scale(self.scale)
+        validate_rng_collection(self.rng_collection)
         super().__post_init__()
 
     @nn.compact
@@ -84,7 +85,9 @@ class DropBlock(nn.Module):
           rate: a call-time rate (may be traced, e.g. from ``linear_schedule``), at most the
             configured ``rate``; changing it does not recompile.
         """
-        deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
+        deterministic = validate_flag(
+            nn.merge_param("deterministic", self.deterministic, deterministic), "deterministic"
+        )
         check_input(inputs)
         bound = static_rate(self.rate)
         block = validate_block_size(self.block_size, self.spatial_dims)

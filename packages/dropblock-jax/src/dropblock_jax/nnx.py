@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from ._core import DataFormat, ScaleMode, validate_data_format, validate_per_channel, validate_scale
+from ._core import DataFormat, ScaleMode, validate_data_format, validate_flag, validate_per_channel, validate_scale
 from ._layout import Layout, validate_block_size
-from .functional import check_input, concrete_rate, drop_block, static_rate
+from .functional import check_input, concrete_rate, drop_block, static_rate, validate_rng_collection
 
 __all__ = ["DropBlock"]
 
@@ -73,8 +73,8 @@ class DropBlock(nnx.Module):
         self.data_format = validate_data_format(data_format)
         self.per_channel = validate_per_channel(per_channel)
         self.scale = validate_scale(scale)
-        self.deterministic = deterministic
-        self.rng_collection = rng_collection
+        self.deterministic = None if deterministic is None else validate_flag(deterministic, "deterministic")
+        self.rng_collection = validate_rng_collection(rng_collection)
         if isinstance(rngs, nnx.Rngs):
             self.rngs = rngs[self.rng_collection].fork()
         elif isinstance(rngs, nnx.RngStream):
@@ -109,6 +109,7 @@ class DropBlock(nnx.Module):
                 "to __call__, call `model.train()` / `model.eval()`, or use `nnx.view(model, deterministic=...)`."
             ),
         )
+        deterministic = validate_flag(deterministic, "deterministic")
         check_input(inputs)
         Layout.check_rank(tuple(inputs.shape), self.block_size, self.data_format)  # in inference too
         current = self.rate if rate is None else rate
@@ -143,6 +144,11 @@ class DropBlock(nnx.Module):
         raise TypeError(f"rngs must be a Rngs, RngStream or jax.Array, but got {type(rngs)}.")
 
     def set_view(self, deterministic: bool | None = None) -> None:
-        """Used by ``nnx.view``: ``nnx.view(model, deterministic=True)`` gives an inference view."""
+        """Used by ``nnx.view``: ``nnx.view(model, deterministic=True)`` gives an inference view.
+
+        Args:
+          deterministic: if True the layer returns its input (inference); if False it drops
+            blocks (training).
+        """
         if deterministic is not None:
             self.deterministic = deterministic
