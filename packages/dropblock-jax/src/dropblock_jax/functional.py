@@ -89,6 +89,10 @@ def drop_block(
     inside the map, ``gamma = rate * prod(S) / (prod(k) * prod(S - k + 1))`` (capped at 1),
     every seed's block is zeroed and the kept values are rescaled. The spatial rank is
     ``x.ndim - 2`` (1D, 2D or 3D); ``block_size`` is clamped to the map at call time.
+    ``x`` must hold its batch axis: under a ``jax.vmap`` over single examples an
+    ``(H, W, C)`` image would be read as a batch of 1D maps ``(N, L, C)``. Call it on the
+    batch (every sample already gets its own masks), or give a tuple ``block_size`` (or
+    the modules' ``spatial_dims``), which fixes the rank and rejects such an input.
 
     Args:
       key: a JAX PRNG key; the same key gives the same output.
