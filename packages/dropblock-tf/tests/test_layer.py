@@ -552,9 +552,10 @@ def test_a_new_rate_after_tracing_warns_that_traced_functions_keep_the_old_bound
     assert kept > 0.8  # the traced function still drops at about 0.1, as the warning says
 
 
-def test_inference_tracing_does_not_count_as_training_tracing():
+@pytest.mark.parametrize("training", [False, None, 0])
+def test_inference_tracing_does_not_count_as_training_tracing(training):
     layer = DropBlock2D(0.1, 3, seed=0)
-    tf.function(lambda v: layer(v, training=False))(tf.ones((2, 8, 8, 3)))
+    tf.function(lambda v: layer(v, training=training))(tf.ones((2, 8, 8, 3)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         layer.rate = 0.3

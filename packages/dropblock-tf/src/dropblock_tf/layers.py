@@ -200,16 +200,15 @@ class _DropBlockND(keras.layers.Layer):
         if not isinstance(inputs, tf.Tensor | tf.Variable | tf.SparseTensor | tf.RaggedTensor):
             inputs = tf.convert_to_tensor(inputs)  # NumPy arrays, e.g. from stateless_call
         check_input(inputs, self.rank, self.data_format)
-        if training is None or training is False:
+        flag_tensor = isinstance(training, tf.Tensor | tf.Variable)
+        if not flag_tensor and not training:  # None, False or another falsy Python value: inference
             return inputs
         if not tf.executing_eagerly():  # traced in training mode: the function keeps this bound
             self._traced_rate = self.rate
         if self.rate == 0.0:
             return inputs
-        if isinstance(training, tf.Tensor | tf.Variable):
+        if flag_tensor:
             return when_training(training, inputs, lambda: self._drop(inputs))
-        if not training:
-            return inputs
         return self._drop(inputs)
 
     def _drop(self, inputs: tf.Tensor) -> tf.Tensor:
