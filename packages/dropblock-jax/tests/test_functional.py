@@ -235,8 +235,10 @@ def test_bad_inputs_raise():
     for block in (0, -1, (3, 0), (3, 3, 3), 2.5, True):
         with pytest.raises(ValueError, match="block_size"):
             drop_block(KEY, x, 0.1, block)
-    with pytest.raises(ValueError, match="4D"):
+    with pytest.raises(ValueError, match=r"block_size \(3, 3\) has 2 spatial dims, so the input must be 4D"):
         drop_block(KEY, jnp.ones((2, 8, 3)), 0.1, (3, 3))
+    with pytest.raises(ValueError, match=r"has 1 spatial dim, .*An int block_size serves inputs of any rank"):
+        drop_block(KEY, x, 0.1, (3,))
     with pytest.raises(ValueError, match="rank"):
         drop_block(KEY, jnp.ones((2, 3)), 0.1, 3)
     with pytest.raises(ValueError, match="data_format"):

@@ -42,6 +42,8 @@ def test_wrong_rank_raises_in_inference_and_at_rate_zero_too():
         DropBlock(0.1, (3, 3), deterministic=True).apply({}, jnp.ones((2, 16, 3)))
     with pytest.raises(ValueError, match="must be 4D"):
         DropBlock(0.1, (3, 3)).apply({}, jnp.ones((2, 16, 3)), deterministic=False, rate=0.0)
+    with pytest.raises(ValueError, match=r"spatial_dims=2, so the input must be 4D"):
+        DropBlock(0.1, 3, spatial_dims=2, deterministic=True).apply({}, jnp.ones((2, 16, 3)))
 
 
 def test_validation():

@@ -59,7 +59,7 @@ def test_call_time_rngs_override():
 def test_wrong_rank_raises_in_inference_and_at_rate_zero_too():
     layer = DropBlock(0.1, 3, spatial_dims=2, rngs=nnx.Rngs(0))
     for kwargs in ({"deterministic": True}, {"deterministic": False, "rate": 0.0}):
-        with pytest.raises(ValueError, match="must be 4D"):
+        with pytest.raises(ValueError, match=r"spatial_dims=2, so the input must be 4D"):
             layer(jnp.ones((2, 16, 3)), **kwargs)
 
 

@@ -71,15 +71,31 @@ class Layout:
     block: tuple[int, ...]
 
     @staticmethod
-    def check_rank(shape: tuple[int, ...], block_size: object, data_format: str) -> int:
-        """Raise ``ValueError`` unless ``shape`` has 1 to 3 spatial dims, as many as a tuple ``block_size``."""
+    def check_rank(
+        shape: tuple[int, ...], block_size: object, data_format: str, spatial_dims: int | None = None
+    ) -> int:
+        """Raise ``ValueError`` unless ``shape`` has 1 to 3 spatial dims, as many as a tuple ``block_size``.
+
+        ``spatial_dims`` is a module's setting that fixed the tuple's length, named in the error.
+
+        >>> Layout.check_rank((2, 8, 8, 3), (3,), "channels_last")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid input rank: block_size (3,) has 1 spatial dim, so the input must be 3D ...
+        """
         rank = len(shape) - 2
         layout = "(N, C, *spatial)" if data_format == "channels_first" else "(N, *spatial, C)"
         if isinstance(block_size, (tuple, list)) and 1 <= len(block_size) <= 3 and len(block_size) != rank:
             want = len(block_size)
+            if spatial_dims is not None:
+                cause, remedy = f"spatial_dims={spatial_dims}", ""
+            else:
+                dims = "dim" if want == 1 else "dims"
+                cause = f"block_size {tuple(block_size)} has {want} spatial {dims}"
+                remedy = " An int block_size serves inputs of any rank."
             raise ValueError(
-                f"Invalid input rank: block_size {tuple(block_size)} has {want} spatial dims, so the input must be "
-                f"{want + 2}D {layout} with {want} spatial dims, got shape {tuple(shape)} ({len(shape)}D)."
+                f"Invalid input rank: {cause}, so the input must be {want + 2}D {layout}; "
+                f"got shape {tuple(shape)} ({len(shape)}D).{remedy}"
             )
         if not 1 <= rank <= 3:
             raise ValueError(

@@ -91,7 +91,7 @@ class DropBlock(nn.Module):
         check_input(inputs)
         bound = static_rate(self.rate)
         block = validate_block_size(self.block_size, self.spatial_dims)
-        Layout.check_rank(tuple(inputs.shape), block, self.data_format)  # in inference too
+        Layout.check_rank(tuple(inputs.shape), block, self.data_format, self.spatial_dims)  # in inference too
         current: Any = bound if rate is None else rate
         fixed = concrete_rate(current)
         if deterministic or fixed == 0.0:

@@ -70,6 +70,7 @@ class DropBlock(nnx.Module):
     ):
         self.rate = static_rate(rate)
         self.block_size = validate_block_size(block_size, spatial_dims)
+        self.spatial_dims = spatial_dims
         self.data_format = validate_data_format(data_format)
         self.per_channel = validate_per_channel(per_channel)
         self.scale = validate_scale(scale)
@@ -111,7 +112,7 @@ class DropBlock(nnx.Module):
         )
         deterministic = validate_flag(deterministic, "deterministic")
         check_input(inputs)
-        Layout.check_rank(tuple(inputs.shape), self.block_size, self.data_format)  # in inference too
+        Layout.check_rank(tuple(inputs.shape), self.block_size, self.data_format, self.spatial_dims)  # in inference too
         current = self.rate if rate is None else rate
         fixed = concrete_rate(current)
         if deterministic or fixed == 0.0:
