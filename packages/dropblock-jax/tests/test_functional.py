@@ -243,6 +243,9 @@ def test_bad_inputs_raise():
         drop_block(KEY, jnp.ones((2, 3)), 0.1, 3)
     with pytest.raises(ValueError, match="data_format"):
         drop_block(KEY, x, 0.1, 3, data_format="NHWC")
+    for key in (0, None, jax.random.split(KEY, 2), jnp.zeros(2, jnp.int32)):
+        with pytest.raises(ValueError, match="`key`: expected one JAX PRNG key"):
+            drop_block(key, x, 0.1, 3)
     with pytest.raises(ValueError, match="scale"):
         drop_block(KEY, x, 0.1, 3, scale="global")
 

@@ -7,9 +7,13 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import nonzero_input
+from flax import nnx
 
 from dropblock_jax import drop_block
+from dropblock_jax.linen import DropBlock as LinenDropBlock
+from dropblock_jax.nnx import DropBlock as NnxDropBlock
 
 KEY = jax.random.key(0)
 
@@ -89,3 +93,20 @@ def test_grad_under_jit_with_traced_rate():
     grad = f(x, jnp.float32(0.3))
     assert bool(jnp.isfinite(grad).all())
     assert bool((grad == 0).any())
+
+
+def test_symbolic_shapes_export_at_rate_zero_and_raise_our_error_in_training_mode():
+    (batch,) = jax.export.symbolic_shape("b")
+    spec = jax.ShapeDtypeStruct((batch, 8, 8, 3), jnp.float32)
+    exported = jax.export.export(jax.jit(lambda x: drop_block(KEY, x, 0.0, 3)))(spec)
+    assert exported.out_avals[0].shape == spec.shape
+    layer = NnxDropBlock(0.1, 3, rngs=nnx.Rngs(0))
+    module = LinenDropBlock(0.1, 3)
+    training_calls = {
+        "functional": lambda x: drop_block(KEY, x, 0.1, 3),
+        "nnx": lambda x: layer(x),  # checked before a key is drawn (Flax's own error would come first)
+        "linen": lambda x: module.apply({}, x, deterministic=False, rngs={"dropout": KEY}),
+    }
+    for call in training_calls.values():
+        with pytest.raises(ValueError, match="training mode needs a static input shape"):
+            jax.export.export(jax.jit(call))(spec)

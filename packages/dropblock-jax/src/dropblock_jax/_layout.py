@@ -105,10 +105,28 @@ class Layout:
         return rank
 
     @classmethod
+    def check_block(cls, shape: tuple[int, ...], block_size: object, data_format: str) -> tuple[int, ...]:
+        """Validate the rank and the block size against ``shape`` (only its length is read)."""
+        return normalize_block_size(block_size, rank=cls.check_rank(shape, block_size, data_format))
+
+    @staticmethod
+    def check_static(shape: tuple[int, ...]) -> None:
+        """Raise ``ValueError`` for a symbolic size (``jax.export``, jax2onnx): training mode needs every size."""
+        if not all(isinstance(size, int) for size in shape):
+            raise ValueError(
+                f"DropBlock in training mode needs a static input shape, got {tuple(shape)}: the number of "
+                "seed slots depends on every size. Export or trace the model in inference mode "
+                "(deterministic=True, model.eval()), where the layer is the identity and any shape works."
+            )
+
+    @classmethod
     def of(cls, shape: tuple[int, ...], block_size: object, data_format: str, per_channel: bool) -> Layout:
-        """Validate the rank and the block size against ``shape`` and clamp the block."""
-        rank = cls.check_rank(shape, block_size, data_format)
-        block = normalize_block_size(block_size, rank=rank)
+        """Validate the rank and the block size against ``shape`` and clamp the block.
+
+        Training mode needs every size: a symbolic one (``jax.export``) raises ``ValueError``.
+        """
+        block = cls.check_block(shape, block_size, data_format)
+        cls.check_static(shape)
         spatial = cls.spatial_of(tuple(shape), data_format)
         return cls(tuple(int(d) for d in shape), data_format, per_channel, clamp_block(spatial, block))
 

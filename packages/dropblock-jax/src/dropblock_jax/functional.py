@@ -72,6 +72,24 @@ def check_input(x: Any) -> jax.Array:
     return x
 
 
+def check_key(key: Any) -> None:
+    """Raise ``ValueError`` unless ``key`` is one PRNG key: a typed key of shape ``()`` or a raw uint32 key.
+
+    >>> check_key(jax.random.key(0)); check_key(jax.random.PRNGKey(0))
+    >>> check_key(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid value for `key`: expected one JAX PRNG key, such as jax.random.key(0), got 0.
+    """
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and shape is not None:
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
+            return
+        if dtype == jnp.uint32 and len(shape) == 1:
+            return
+    raise invalid_value("key", "one JAX PRNG key, such as jax.random.key(0)", key)
+
+
 def drop_block(
     key: jax.Array,
     x: jax.Array,
@@ -95,7 +113,8 @@ def drop_block(
     the modules' ``spatial_dims``), which fixes the rank and rejects such an input.
 
     Args:
-      key: a JAX PRNG key; the same key gives the same output.
+      key: one JAX PRNG key (``jax.random.key(seed)``, or a legacy ``PRNGKey``); the same
+        key gives the same output.
       x: floating-point input ``(N, *spatial, C)`` (``channels_last``) or
         ``(N, C, *spatial)`` (``channels_first``). Integer and bool inputs raise
         ``TypeError``.
@@ -141,20 +160,24 @@ def drop_block(
       >>> bool((drop_block(jax.random.key(0), x, 0.0, 7) == x).all())
       True
     """
+    check_key(key)
     x = check_input(x)
     data_format = validate_data_format(data_format)
     per_channel = validate_per_channel(per_channel)
     scale = validate_scale(scale)
-    layout = Layout.of(tuple(x.shape), block_size, data_format, per_channel)
+    Layout.check_block(tuple(x.shape), block_size, data_format)
     fixed = concrete_rate(rate)
     bound = static_rate(max_rate, "max_rate") if max_rate is not None else (1.0 if fixed is None else fixed)
     if fixed is not None and np.float32(fixed) > np.float32(bound):  # the rate is applied in float32
         bound_name = "`max_rate`, a module's configured rate"
         raise invalid_value("rate", f"at most {bound} ({bound_name})", fixed)
-    if fixed == 0.0 or bound == 0.0 or x.size == 0:  # a traced rate under a bound of 0 is clipped to 0
+    if fixed == 0.0 or bound == 0.0:  # a traced rate under a bound of 0 is clipped to 0
         return x
     if fixed == 1.0:
         return jnp.zeros_like(x)
+    layout = Layout.of(tuple(x.shape), block_size, data_format, per_channel)
+    if x.size == 0:
+        return x
     layout.check_index_range()
     return _train(key, x, rate_in_float32(rate, fixed), layout, scale, bound, fixed is None)
 

@@ -96,6 +96,7 @@ class DropBlock(nn.Module):
         fixed = concrete_rate(current)
         if deterministic or fixed == 0.0:
             return inputs
+        Layout.check_static(tuple(inputs.shape))  # before a key is drawn: its error would be Flax's
         if rng is None:
             rng = self.make_rng(self.rng_collection)
         return drop_block(

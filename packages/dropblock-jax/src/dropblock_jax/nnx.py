@@ -117,6 +117,7 @@ class DropBlock(nnx.Module):
         fixed = concrete_rate(current)
         if deterministic or fixed == 0.0:
             return inputs
+        Layout.check_static(tuple(inputs.shape))  # before a key is drawn: its error would be Flax's
         key = self._key(rngs)
         return drop_block(
             key,
