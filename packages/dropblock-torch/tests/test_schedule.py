@@ -80,6 +80,19 @@ def test_a_compiled_model_is_scheduled_through_the_module_it_wraps() -> None:
     assert int(compiled.state_dict()["_orig_mod.dropblock_schedule_step"]) == 1
 
 
+def test_a_data_parallel_model_is_scheduled_through_the_module_it_wraps() -> None:
+    m = model()
+    wrapped = torch.compile(nn.DataParallel(m), backend="eager")  # torch.compile(DDP(m)) unwraps the same way
+    schedule = LinearDropBlockSchedule(wrapped, total_steps=4)
+    schedule.step()
+    assert int(m.state_dict()["dropblock_schedule_step"]) == 1  # in the checkpoint of ddp.module
+    resumed = model()
+    resumed_schedule = LinearDropBlockSchedule(nn.DataParallel(resumed), total_steps=4)
+    resumed.load_state_dict(m.state_dict())
+    assert resumed_schedule.steps == 1
+    assert float(resumed[1].p_current) == pytest.approx(0.05)
+
+
 def test_a_checkpoint_without_the_step_loads_strictly_and_keeps_the_step() -> None:
     pretrained = model().state_dict()  # saved without a schedule
     m = model()

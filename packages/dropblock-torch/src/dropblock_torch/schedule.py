@@ -31,8 +31,9 @@ class LinearDropBlockSchedule:
     :meth:`load_state_dict` also save the schedule on its own.
 
     Args:
-        model: the module whose DropBlock submodules are scheduled; a ``torch.compile``-d
-            module schedules the module it wraps (whose state dict holds the step).
+        model: the module whose DropBlock submodules are scheduled; a ``torch.compile``-d,
+            ``DistributedDataParallel`` or ``DataParallel`` module schedules the module it
+            wraps (whose state dict holds the step), however they are nested.
         total_steps: steps over which the rate ramps (a positive int).
         start: the rate at step 0, at most every module's ``p``.
         name: the name of the step-count buffer registered on ``model``.
@@ -53,7 +54,7 @@ class LinearDropBlockSchedule:
     def __init__(
         self, model: nn.Module, total_steps: int, start: float = 0.0, *, name: str = "dropblock_schedule_step"
     ) -> None:
-        model = _compiled_module(model)
+        model = _wrapped_module(model)
         layers = [m for m in model.modules() if isinstance(m, _DropBlockNd)]
         if not layers:
             raise ValueError("LinearDropBlockSchedule: `model` holds no DropBlock module.")
@@ -138,11 +139,15 @@ class LinearDropBlockSchedule:
         )
 
 
-def _compiled_module(model: nn.Module) -> nn.Module:
-    """The module that ``torch.compile`` wrapped, or ``model`` itself.
+_DATA_PARALLEL = (nn.DataParallel, nn.parallel.DistributedDataParallel)
 
-    The wrapper forwards attribute reads to ``_orig_mod``, so a buffer registered on the
-    wrapper could not be read back; the step count belongs to the wrapped module.
+
+def _wrapped_module(model: nn.Module) -> nn.Module:
+    """The model inside any ``torch.compile``, ``DistributedDataParallel`` or ``DataParallel`` wrappers.
+
+    The step count belongs to the wrapped module, the one whose state dict a checkpoint
+    saves (``ddp.module.state_dict()``); a compile wrapper also forwards attribute reads to
+    it, so a buffer registered on the wrapper could not be read back.
     """
-    inner = getattr(model, "_orig_mod", None)
-    return _compiled_module(inner) if isinstance(inner, nn.Module) else model
+    inner = model.module if isinstance(model, _DATA_PARALLEL) else getattr(model, "_orig_mod", None)
+    return _wrapped_module(inner) if isinstance(inner, nn.Module) else model
