@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import io
 import pickle
 
@@ -184,3 +185,16 @@ def test_channels_last_model() -> None:
     model = nn.Sequential(nn.Conv2d(3, 8, 3), DropBlock2d(p=0.2, block_size=3)).to(memory_format=torch.channels_last)
     y = model(torch.randn(2, 3, 16, 16).contiguous(memory_format=torch.channels_last))
     assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_jit_trace_and_onnx_export_in_training_mode_raise_our_error(tmp_path) -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), DropBlock2d(p=0.2, block_size=3))
+    x = torch.randn(2, 3, 16, 16)
+    with pytest.raises(RuntimeError, match=r"torch.jit.trace in training mode.*call model.eval\(\)"):
+        torch.jit.trace(model, (x,))
+    if importlib.util.find_spec("onnx") is not None:  # the TorchScript-based exporter, asked to keep training mode
+        training = torch.onnx.TrainingMode.TRAINING
+        with pytest.raises(RuntimeError, match=r"exported to ONNX in training mode: call model.eval\(\)"):
+            torch.onnx.export(model, (x,), str(tmp_path / "m.onnx"), dynamo=False, training=training)
+    traced = torch.jit.trace(model.eval(), (x,))  # eval mode: the identity, as documented
+    assert torch.equal(traced(x), model(x))

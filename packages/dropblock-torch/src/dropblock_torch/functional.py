@@ -81,6 +81,24 @@ def reject_vmap(input: torch.Tensor) -> None:
         )
 
 
+def reject_tracers() -> None:
+    """Raise a clear error while ``torch.jit.trace`` or an ONNX exporter records a training-mode call.
+
+    A trace would bake in one call's scale (read on the host) and the exporters have no
+    random ops to match; both record the identity in eval mode.
+    """
+    if torch.onnx.is_in_onnx_export():
+        raise RuntimeError(
+            "DropBlock cannot be exported to ONNX in training mode: call model.eval() before exporting "
+            "(the layer is then the identity and leaves no trace in the graph)."
+        )
+    if torch.jit.is_tracing():
+        raise RuntimeError(
+            "DropBlock cannot be traced by torch.jit.trace in training mode (the trace would replay one "
+            "call's scale): call model.eval() before tracing, or use torch.compile or torch.export."
+        )
+
+
 def sample_seeds(
     plan: Plan, rate: Rate, device: torch.device, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -132,6 +150,7 @@ def drop_block(
     if p_max == 0.0 or input.numel() == 0:
         return input
     reject_vmap(input)
+    reject_tracers()
     plan = make_plan(input.shape, block, p_max, per_channel)
     rate: Rate = p_max if p_now is None else rate_in_force(p_now, p_max, input.device)
     seeds = sample_seeds(plan, rate, input.device, generator)
