@@ -61,7 +61,8 @@ class LinearDropBlockSchedule:
         if hasattr(model, name):
             raise ValueError(
                 f"LinearDropBlockSchedule: `model` already has an attribute {name!r} (the step count of a schedule "
-                "built earlier on it?); build one schedule per model, or pass another `name`."
+                "built earlier on it, or on the model it was copied or unpickled from?); build one schedule per "
+                "model, or pass another `name`."
             )
         self.layers = tuple(layers)
         self.total_steps, self.start = self._checked(total_steps, start)
