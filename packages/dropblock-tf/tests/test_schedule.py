@@ -60,6 +60,12 @@ def test_start_value():
     assert _rates(model) == pytest.approx([0.125, 0.075])
 
 
+def test_rate_at_clamps_negative_steps_and_takes_a_float32_start():
+    schedule = DropBlockSchedule(4, start=float(np.float32(0.1)))  # 0.10000000149..., the layer's 0.1 in float32
+    assert schedule.rate_at(-2, 0.1) == 0.1
+    assert DropBlockSchedule(4, start=0.02).rate_at(-2, 0.1) == 0.02
+
+
 def test_start_above_a_target_is_rejected():
     with pytest.raises(ValueError, match="start"):
         _fit(_model(), 1, DropBlockSchedule(4, start=0.15))

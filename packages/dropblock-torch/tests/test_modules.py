@@ -50,8 +50,10 @@ def test_p_setter_and_rate_in_force() -> None:
     m.set_current_p(0.05)
     assert m.p == 0.2
     assert float(m.p_current) == pytest.approx(0.05)
-    with pytest.raises(ValueError, match="must not exceed"):
+    with pytest.raises(ValueError, match=r"`p`: expected a rate in force of at most p=0.2, got 0.3"):
         m.set_current_p(0.3)
+    m.set_current_p(float(torch.linspace(0, 0.2, 5)[-1]))  # 0.2 through float32 is above 0.2: p itself
+    assert m._p_now == 0.2
     m.p = 0.3
     assert float(m.p_current) == pytest.approx(0.3)
     m.set_current_p(0.0)

@@ -106,6 +106,13 @@ def test_a_checkpoint_without_the_step_loads_strictly_and_keeps_the_step() -> No
     assert model().load_state_dict(m.state_dict(), strict=False).unexpected_keys == ["dropblock_schedule_step"]
 
 
+def test_a_float32_start_equal_to_p_is_p() -> None:
+    m = nn.Sequential(DropBlock2d(p=0.1, block_size=3))
+    schedule = LinearDropBlockSchedule(m, total_steps=4, start=float(torch.tensor(0.1)))  # 0.10000000149...
+    assert schedule.start == 0.1
+    assert schedule.rates() == [0.1]
+
+
 def test_a_second_schedule_on_one_model_is_refused() -> None:
     m = model()
     LinearDropBlockSchedule(m, total_steps=10)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
+import struct
 from collections.abc import Sequence
 from typing import Literal, cast, get_args
 
@@ -84,6 +85,32 @@ def validate_rate(value: object, name: str = "rate") -> float:
     if math.isnan(rate) or not 0.0 <= rate <= 1.0:
         raise invalid_value(name, expected, value)
     return rate + 0.0  # -0.0 is 0.0 (in a repr or a saved config too)
+
+
+def at_most(rate: float, bound: float, name: str, expected: str) -> float:
+    """``rate`` if it is at most ``bound`` in float32, the precision rates are applied in; else raise.
+
+    A rate above ``bound`` that rounds to the same float32 (``0.1`` read back from a float32
+    buffer is ``0.10000000149011612``) comes back as ``bound``. ``expected`` says what
+    ``name`` allows, for the error.
+
+    >>> at_most(0.10000000149011612, 0.1, "p", "at most p (0.1)")
+    0.1
+    >>> at_most(0.2, 0.1, "p", "at most p (0.1)")
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid value for `p`: expected at most p (0.1), got 0.2.
+    """
+    if rate <= bound:
+        return rate
+    if _float32(rate) <= _float32(bound):
+        return bound
+    raise invalid_value(name, expected, rate)
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to the nearest float32 (``value`` within float32's range)."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
 def _is_positive_int(value: object) -> bool:

@@ -14,6 +14,7 @@ from . import _painting, _sampling
 from ._core import (
     DataFormat,
     ScaleMode,
+    at_most,
     invalid_value,
     validate_data_format,
     validate_per_channel,
@@ -168,9 +169,8 @@ def drop_block(
     Layout.check_block(tuple(x.shape), block_size, data_format)
     fixed = concrete_rate(rate)
     bound = static_rate(max_rate, "max_rate") if max_rate is not None else (1.0 if fixed is None else fixed)
-    if fixed is not None and np.float32(fixed) > np.float32(bound):  # the rate is applied in float32
-        bound_name = "`max_rate`, a module's configured rate"
-        raise invalid_value("rate", f"at most {bound} ({bound_name})", fixed)
+    if fixed is not None:  # compared in float32, the precision the rate is applied in
+        fixed = at_most(fixed, bound, "rate", f"at most {bound} (`max_rate`, a module's configured rate)")
     if fixed == 0.0 or bound == 0.0:  # a traced rate under a bound of 0 is clipped to 0
         return x
     if fixed == 1.0:

@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-from ._core import invalid_value, linear_ramp, validate_schedule
+from ._core import at_most, linear_ramp, validate_schedule
 from .layers import _DropBlockND
 
 
@@ -64,12 +64,11 @@ class DropBlockSchedule(keras.callbacks.Callback):
         return int(optimizer.iterations.value.numpy())
 
     def rate_at(self, step: int, target: float) -> float:
-        """The rate a layer with target ``target`` uses after ``step`` steps."""
-        validate_schedule(target, self.total_steps, self.start)
-        if self.start > target:
-            expected = f"at most the layer's rate {target} (a DropBlock layer never exceeds its configured rate)"
-            raise invalid_value("start", expected, self.start)
-        return float(linear_ramp(step, self.total_steps, target, self.start))
+        """The rate a layer with target ``target`` uses after ``step`` steps (``start`` before step 0)."""
+        target, _, start = validate_schedule(target, self.total_steps, self.start)
+        expected = f"at most the layer's rate {target} (a DropBlock layer never exceeds its configured rate)"
+        start = at_most(start, target, "start", expected)
+        return min(float(linear_ramp(max(step, 0), self.total_steps, target, start)), target)
 
     def _update(self) -> None:
         step = self._step()

@@ -10,6 +10,7 @@ from torch import nn
 
 from ._core import (
     ScaleMode,
+    at_most,
     normalize_block_size,
     validate_flag,
     validate_per_channel,
@@ -103,9 +104,7 @@ class _DropBlockNd(nn.Module):
 
         It changes a tensor's value in place: a compiled model does not recompile.
         """
-        rate = validate_rate(value, "p")
-        if rate > self._p:
-            raise ValueError(f"Invalid value for `p`: the rate in force must not exceed p={self._p}, got {rate!r}.")
+        rate = at_most(validate_rate(value, "p"), self._p, "p", f"a rate in force of at most p={self._p}")
         self.p_current.fill_(rate)
         self._p_now = rate
 

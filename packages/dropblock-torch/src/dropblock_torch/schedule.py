@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._core import invalid_value, linear_ramp, validate_schedule
+from ._core import at_most, linear_ramp, validate_schedule
 from .modules import _DropBlockNd
 
 __all__ = ["LinearDropBlockSchedule"]
@@ -112,10 +112,10 @@ class LinearDropBlockSchedule:
 
     def _checked(self, total_steps: object, start: object) -> tuple[int, float]:
         """``total_steps`` and ``start`` validated for every scheduled module's ``p``."""
-        for layer in self.layers:  # never empty
+        steps, rate = 0, 0.0
+        for layer in self.layers:  # never empty; a start just above a p in float32 becomes that p
             _, steps, rate = validate_schedule(layer.p, total_steps, start)
-            if rate > layer.p:
-                raise invalid_value("start", f"at most every module's p ({layer.p})", start)
+            start = rate = at_most(rate, layer.p, "start", f"at most every module's p ({layer.p})")
         return steps, rate
 
     def _counter(self) -> torch.Tensor:
