@@ -552,7 +552,7 @@ def test_a_new_rate_after_tracing_warns_that_traced_functions_keep_the_old_bound
     assert kept > 0.8  # the traced function still drops at about 0.1, as the warning says
 
 
-@pytest.mark.parametrize("training", [False, None, 0])
+@pytest.mark.parametrize("training", [False, None, np.False_])
 def test_inference_tracing_does_not_count_as_training_tracing(training):
     layer = DropBlock2D(0.1, 3, seed=0)
     tf.function(lambda v: layer(v, training=training))(tf.ones((2, 8, 8, 3)))
@@ -579,3 +579,10 @@ def test_weights_saved_without_the_layer_load_into_a_model_with_it(tmp_path, suf
         for got_array, want_array in zip(got, want, strict=True):
             np.testing.assert_array_equal(got_array, want_array)
     assert float(extended.layers[1].current_rate) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("training", ["False", 0, 1, [False]])
+def test_a_training_flag_that_is_not_a_bool_is_refused(training):
+    # Keras's Dropout trains on any truthy value; training="False" would silently train.
+    with pytest.raises(ValueError, match=r"Invalid value for `training`: expected True, False, None"):
+        DropBlock2D(0.1, 3)(tf.ones((2, 8, 8, 3)), training=training)

@@ -19,7 +19,7 @@ from ._core import (
     validate_rate,
     validate_scale,
 )
-from .ops import check_input, drop_block_nd, resolve_data_format, when_training
+from .ops import check_input, drop_block_nd, resolve_data_format, resolve_training, when_training
 
 _DOC = """Applies DropBlock{rank}D regularization (Ghiasi, Lin and Le, NeurIPS 2018).
 
@@ -55,8 +55,9 @@ _DOC = """Applies DropBlock{rank}D regularization (Ghiasi, Lin and Le, NeurIPS 2
 
     Call arguments:
         inputs: float tensor{shape_doc}.
-        training: Python bool; DropBlock is applied only when True (``None``, the default,
-            means inference, as for every Keras layer; ``fit`` passes True).
+        training: True, False or None (the default: inference, as for every Keras layer;
+            ``fit`` passes True), or a scalar bool tensor; DropBlock is applied only when
+            True. Other values (``"False"``, ``0``) raise ``ValueError``.
 
     Input shape:
         Any float tensor of rank {ndim}; integer and bool inputs raise ``TypeError``.
@@ -200,16 +201,16 @@ class _DropBlockND(keras.layers.Layer):
         if not isinstance(inputs, tf.Tensor | tf.Variable | tf.SparseTensor | tf.RaggedTensor):
             inputs = tf.convert_to_tensor(inputs)  # NumPy arrays, e.g. from stateless_call
         check_input(inputs, self.rank, self.data_format)
-        flag_tensor = isinstance(training, tf.Tensor | tf.Variable)
-        if not flag_tensor and not training:  # None, False or another falsy Python value: inference
+        training = resolve_training(training)
+        if training is False:
             return inputs
         if not tf.executing_eagerly():  # traced in training mode: the function keeps this bound
             self._traced_rate = self.rate
         if self.rate == 0.0:
             return inputs
-        if flag_tensor:
-            return when_training(training, inputs, lambda: self._drop(inputs))
-        return self._drop(inputs)
+        if training is True:
+            return self._drop(inputs)
+        return when_training(training, inputs, lambda: self._drop(inputs))
 
     def _drop(self, inputs: tf.Tensor) -> tf.Tensor:
         return drop_block_nd(

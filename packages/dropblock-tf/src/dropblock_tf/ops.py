@@ -84,6 +84,21 @@ def _python_bool(value: Any) -> Any:
     return bool(value) if isinstance(value, np.bool_) else value
 
 
+def resolve_training(training: Any) -> bool | tf.Tensor:
+    """The ``training`` flag as a Python bool, or a scalar bool tensor when only the run knows it.
+
+    ``None`` (Keras's default) is inference; a tensor whose value is known while tracing
+    counts as that bool. Strings, ints and lists are refused: ``training="False"`` would
+    otherwise train.
+    """
+    if isinstance(training, tf.Tensor | tf.Variable) and training.dtype == tf.bool and training.shape.rank == 0:
+        static = tf.get_static_value(training)
+        return training if static is None else bool(static)
+    if training is None:
+        return False
+    return validate_flag(_python_bool(training), "training", "True, False, None or a scalar bool tensor")
+
+
 def when_training(training: tf.Tensor, x: tf.Tensor, drop: Callable[[], tf.Tensor]) -> tf.Tensor:
     """``drop()`` or ``x``, picked at run time by a tensor ``training`` flag (as Keras passes in a graph)."""
     return tf.cond(tf.cast(training, tf.bool), drop, lambda: tf.identity(x))
@@ -364,10 +379,9 @@ def drop_block(
             scale=scale,
         )
 
-    if isinstance(training, tf.Tensor | tf.Variable) and training.dtype == tf.bool and training.shape.rank == 0:
-        return x if rate == 0.0 else when_training(training, x, dropped)
-    if training is not None:
-        training = validate_flag(_python_bool(training), "training", "True, False, None or a scalar bool tensor")
-    if not training or rate == 0.0:
+    training = resolve_training(training)
+    if training is False or rate == 0.0:
         return x
-    return dropped()
+    if training is True:
+        return dropped()
+    return when_training(training, x, dropped)
