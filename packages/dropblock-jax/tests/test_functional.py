@@ -229,6 +229,8 @@ def test_bad_inputs_raise():
         drop_block(KEY, x.astype(jnp.int32), 0.1, 3)
     with pytest.raises(TypeError):
         drop_block(KEY, x.astype(bool), 0.1, 3)
+    with pytest.raises(TypeError, match=r"float16, bfloat16, float32 or float64\), got dtype float8_e4m3fn"):
+        drop_block(KEY, x.astype(jnp.float8_e4m3fn), 0.1, 3)
     for rate in (-0.1, 1.5, float("nan"), True, jnp.array(True), "0.1"):
         with pytest.raises(ValueError, match=r"\[0, 1\]"):
             drop_block(KEY, x, rate, 3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from conftest import nonzero_input
 from flax import nnx
@@ -70,8 +71,12 @@ def test_validation_at_construction():
     for block in (0, (3, -1), "3", (1, 2, 3, 4)):
         with pytest.raises(ValueError, match=r"block_size.*a tuple of 1, 2 or 3 positive ints"):
             DropBlock(0.1, block)
-    with pytest.raises(ValueError, match="spatial_dims"):
-        DropBlock(0.1, 3, spatial_dims=True)
+    for dims in (True, 2.0, "2"):
+        with pytest.raises(ValueError, match="`spatial_dims`: expected 1, 2 or 3"):
+            DropBlock(0.1, 3, spatial_dims=dims)
+    assert DropBlock(0.1, 3, spatial_dims=np.int64(2)).block_size == (3, 3)
+    nested = np.ones((2, 8, 8, 3), np.float32).tolist()  # array-likes are converted, as jnp functions do
+    assert DropBlock(0.1, 3, rngs=nnx.Rngs(0))(nested).shape == (2, 8, 8, 3)
     with pytest.raises(ValueError, match="block_size"):
         DropBlock(0.1, (3,), spatial_dims=2)
     with pytest.raises(ValueError, match="4D"):

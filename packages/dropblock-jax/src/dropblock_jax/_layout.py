@@ -7,6 +7,7 @@ tensor code in ``_sampling`` and ``_painting`` only ever sees fixed shapes.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from ._core import (
@@ -44,9 +45,13 @@ def validate_block_size(block_size: object, spatial_dims: int | None = None) -> 
     ValueError: Invalid value for `block_size`: expected a positive int or a tuple of 1, 2 or 3 positive ints, got 0.
     """
     if spatial_dims is not None:
-        if isinstance(spatial_dims, bool) or spatial_dims not in (1, 2, 3):
+        if (
+            isinstance(spatial_dims, bool)
+            or not isinstance(spatial_dims, numbers.Integral)
+            or spatial_dims not in (1, 2, 3)
+        ):
             raise invalid_value("spatial_dims", "1, 2 or 3", spatial_dims)
-        return normalize_block_size(block_size, rank=spatial_dims)
+        return normalize_block_size(block_size, rank=int(spatial_dims))
     try:
         if isinstance(block_size, (tuple, list)) and 1 <= len(block_size) <= 3:
             return normalize_block_size(block_size, rank=len(block_size))

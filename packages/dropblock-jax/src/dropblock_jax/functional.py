@@ -65,11 +65,19 @@ def static_rate(rate: Any, name: str = "rate") -> float:
     return fixed
 
 
+_DTYPES = (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64)
+
+
 def check_input(x: Any) -> jax.Array:
-    """Return ``x`` as a JAX array, raising ``TypeError`` for integer or bool inputs."""
+    """Return ``x`` as a JAX array, raising ``TypeError`` unless it is float16, bfloat16, float32 or float64.
+
+    float8 types are refused: their few mantissa bits cannot hold the scale ``numel / kept``.
+    """
     x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"DropBlock expects a floating-point input, got dtype {x.dtype}.")
+    if x.dtype not in _DTYPES:
+        raise TypeError(
+            f"DropBlock expects a floating-point input (float16, bfloat16, float32 or float64), got dtype {x.dtype}."
+        )
     return x
 
 

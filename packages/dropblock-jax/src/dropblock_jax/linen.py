@@ -88,7 +88,7 @@ class DropBlock(nn.Module):
         deterministic = validate_flag(
             nn.merge_param("deterministic", self.deterministic, deterministic), "deterministic"
         )
-        check_input(inputs)
+        inputs = check_input(inputs)
         bound = static_rate(self.rate)
         block = validate_block_size(self.block_size, self.spatial_dims)
         Layout.check_rank(tuple(inputs.shape), block, self.data_format, self.spatial_dims)  # in inference too

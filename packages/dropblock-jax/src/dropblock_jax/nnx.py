@@ -111,7 +111,7 @@ class DropBlock(nnx.Module):
             ),
         )
         deterministic = validate_flag(deterministic, "deterministic")
-        check_input(inputs)
+        inputs = check_input(inputs)
         Layout.check_rank(tuple(inputs.shape), self.block_size, self.data_format, self.spatial_dims)  # in inference too
         current = self.rate if rate is None else rate
         fixed = concrete_rate(current)
