@@ -323,9 +323,16 @@ def drop_block(
     the units are dropped, then rescales the kept units.
 
     Args:
-        x: float tensor ``(N, *S, C)`` (``channels_last``) or ``(N, C, *S)``.
+        x: float tensor ``(N, *S, C)`` (``channels_last``) or ``(N, C, *S)``, with its batch
+            axis: a single ``(H, W, C)`` image (say, in a per-example ``tf.data`` map) reads
+            as a batch of 1D maps. Call it on the batch, or give a tuple ``block_size``,
+            which fixes the rank and rejects such an input.
         rate: the drop rate, a Python number in [0, 1]: about the fraction of units dropped
             at small rates; overlapping blocks drop less at large ones, and 1 drops everything.
+            Each new value retraces an enclosing ``tf.function`` (as any Python argument
+            does); to change the rate from step to step without retracing, use the layers,
+            whose rate in force is a variable (``current_rate``, what ``DropBlockSchedule``
+            sets).
         block_size: int or tuple of one int per spatial dim; clamped to the map at call time.
         seed: a ``tf.random`` stateless seed, shape ``[2]`` ints. The same seed gives the same output.
         training: ``True``; ``False`` or ``None`` (inference, as Keras passes to a layer's
