@@ -366,6 +366,17 @@ def test_eager_layer_calls_match_graph_calls_without_retracing():
     assert _eager_traces() == traces
 
 
+def test_a_new_layer_rate_does_not_retrace_eagerly_nor_grow_the_cache():
+    x = _x((2, 14, 14, 16))
+    layer = DropBlock2D(0.1, 7, seed=0)
+    layer(x, training=True)
+    graphs, traces = len(ops._EAGER_GRAPHS), _eager_traces()
+    for rate in (0.12, 0.14, 0.2):  # a sweep: each rate used to trace and keep its own graph
+        layer.rate = rate
+        assert (np.asarray(layer(x, training=True)) == 0).any()
+    assert (len(ops._EAGER_GRAPHS), _eager_traces()) == (graphs, traces)
+
+
 def test_differently_configured_layers_each_trace_once_eagerly():
     # One traced sampler per configuration: TF warns when one function keeps retracing.
     x = _x((2, 12, 12, 4))

@@ -222,7 +222,6 @@ class _DropBlockND(keras.layers.Layer):
             data_format=self.data_format,
             per_channel=self.per_channel,
             scale=self.scale,
-            fixed_max_rate=True,
         )
 
     def compute_output_shape(self, input_shape: Any) -> Any:

@@ -216,22 +216,20 @@ def eager_keep_for(
     channels_last: bool,
     per_channel: bool,
     per_sample: bool,
-    static_max_rate: float | None,
     dtype: tf.DType,
 ) -> Any:
     """``keep_for`` as one ``tf.function`` for eager calls of one configuration.
 
     Its few dozen small ops then run in one call (the batch's two halves on two threads)
     instead of one Python dispatch each; the ops, and so the seeds, are the same. Rates
-    come as tensors, so each configuration traces once per input shape (a second shape
-    retraces it once for shapes unknown while tracing). ``static_max_rate`` (the layers,
-    whose maximum rate is fixed) is part of the configuration; without it the function
-    takes ``max_rate`` as a tensor argument, so the functional op does not retrace per
-    rate. One function per configuration, rather than one for all, keeps TF from warning
+    come as tensors (``max_rate`` too), so each configuration traces once per input shape
+    (a second shape retraces it once for shapes unknown while tracing), whatever the rates
+    of its calls; the cache holds one function per configuration. One function per
+    configuration, rather than one for all, keeps TF from warning
     about retracing when a model holds several differently configured layers (the input's
     ``dtype`` is part of the configuration: it is part of the traced signature).
     """
-    key = (block, channels_last, per_channel, per_sample, static_max_rate, dtype)
+    key = (block, channels_last, per_channel, per_sample, dtype)
     graph = _EAGER_GRAPHS.get(key)
     if graph is None:
         flags: dict[str, Any] = {
@@ -240,8 +238,6 @@ def eager_keep_for(
             "per_channel": per_channel,
             "per_sample": per_sample,
         }
-        if static_max_rate is not None:
-            flags["max_rate"] = static_max_rate
         graph = _EAGER_GRAPHS[key] = tf.function(
             functools.partial(keep_for, **flags), autograph=False, reduce_retracing=True
         )
@@ -275,14 +271,12 @@ def drop_block_nd(
     data_format: str,
     per_channel: bool,
     scale: str,
-    fixed_max_rate: bool = False,
 ) -> tf.Tensor:
     """Training-mode DropBlock on a checked input; ``rate`` may be a tensor (clipped to ``max_rate``).
 
-    An eager call draws the mask through one traced graph (:func:`eager_keep_for`).
-    ``fixed_max_rate`` (the layers) keeps ``max_rate`` a static number in that graph, so
-    the sampler's capacity is static; the functional op, whose ``max_rate`` is its rate and
-    may change from call to call, passes it as a tensor instead of retracing for each.
+    An eager call draws the mask through one traced graph per configuration
+    (:func:`eager_keep_for`), which takes both rates as tensors: a new rate (the op's, or
+    a layer's ``rate``) does not retrace it. A traced call keeps ``max_rate`` a static number.
     """
     if max_rate == 0.0 or x.shape.num_elements() == 0:
         return x
@@ -293,12 +287,8 @@ def drop_block_nd(
         "per_sample": scale == "sample",
     }
     if tf.executing_eagerly():
-        static_max_rate = max_rate if fixed_max_rate else None
-        graph = eager_keep_for(tuple(block_size), static_max_rate=static_max_rate, dtype=x.dtype, **flags)
-        if fixed_max_rate:  # the layers: the rate in force is already a tensor
-            keep, kept = graph(x, rate, seed)
-        else:  # rates as float64 tensors: one trace for every rate
-            keep, kept = graph(x, as_float64(rate), seed, max_rate=as_float64(max_rate))
+        graph = eager_keep_for(tuple(block_size), dtype=x.dtype, **flags)
+        keep, kept = graph(x, as_float64(rate), seed, max_rate=as_float64(max_rate))
     else:
         keep, kept = keep_for(x, rate, seed, block=tuple(block_size), max_rate=max_rate, **flags)
     return _masking.apply_keep(x, keep, kept, scale)
