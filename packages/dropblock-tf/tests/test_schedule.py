@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from dropblock_tf import DropBlock2D, DropBlockSchedule
 from dropblock_tf import layers as layers_module
@@ -99,3 +100,43 @@ def test_restored_model_resumes_the_ramp(tmp_path, kind):
     if kind == "keras":  # the optimizer's step count travels in .keras files
         _fit(restored, 1, DropBlockSchedule(10))
         assert _rates(restored) == pytest.approx([0.08, 0.04])
+
+
+class _StepFractions(keras.metrics.Metric):
+    """The fraction of zeros in every step's output, recorded inside the compiled train loop."""
+
+    def __init__(self, steps):
+        super().__init__(name="step_fractions")
+        self.values = self.add_variable(shape=(steps,), initializer="zeros", name="values")
+        self.index = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="index")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        fraction = tf.reduce_mean(tf.cast(tf.equal(y_pred, 0.0), tf.float32))
+        where = tf.reshape(tf.convert_to_tensor(self.index), [1, 1])
+        self.values.assign(tf.tensor_scatter_nd_update(tf.convert_to_tensor(self.values), where, [fraction]))
+        self.index.assign_add(1)
+
+    def result(self):
+        return 0.0
+
+    def reset_state(self):
+        pass  # keep every step's value across Keras's per-epoch reset
+
+
+def test_the_ramp_advances_every_step_when_one_execution_runs_several():
+    # Keras calls the callback once per execution; the ramp is computed in the train step itself.
+    layer = DropBlock2D(0.3, 3, seed=0)
+    conv = keras.layers.Conv2D(4, 1, kernel_initializer="ones", bias_initializer="zeros")
+    model = keras.Sequential([keras.Input((16, 16, 4)), conv, layer])
+    fractions = _StepFractions(10)
+    model.compile(keras.optimizers.SGD(0.0), "mse", metrics=[fractions], steps_per_execution=4)
+    x = np.ones((32, 16, 16, 4), "float32")
+    model.fit(x, np.zeros_like(x), batch_size=4, verbose=0, callbacks=[DropBlockSchedule(8)])  # 8 steps
+    steps = fractions.values.numpy()
+    assert steps[0] == 0.0  # rate 0 at step 0
+    assert all(steps[1:4] > 0.0), steps  # 0.0375, 0.075, 0.1125: not held at 0 until step 4
+    assert float(layer.current_rate.value.numpy()) == pytest.approx(0.3)
+    # Once fit has ended, current_rate is in force again, in the same traced train step.
+    layer.current_rate.assign(0.0)
+    model.fit(x[:8], np.zeros_like(x[:8]), batch_size=4, verbose=0)  # 2 steps
+    assert list(fractions.values.numpy()[8:]) == [0.0, 0.0]

@@ -109,6 +109,8 @@ class _DropBlockND(keras.layers.Layer):
         self.seed = validate_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._traced_rate: float | None = None  # the bound a traced call baked in (see `rate`)
+        self._schedule: Any = None  # a running DropBlockSchedule, whose ramp a traced call computes
+        self._traced_schedule: Any = None  # the schedule (or None) the last training-mode trace saw
         # The rate in force; DropBlockSchedule ramps it. The sampler's capacity comes from
         # `self.rate`, the static upper bound of this variable.
         self.current_rate = self.add_weight(
@@ -205,17 +207,27 @@ class _DropBlockND(keras.layers.Layer):
         if training is False:
             return inputs
         if not tf.executing_eagerly():  # traced in training mode: the function keeps this bound
-            self._traced_rate = self.rate
+            self._traced_rate, self._traced_schedule = self.rate, self._schedule
         if self.rate == 0.0:
             return inputs
         if training is True:
             return self._drop(inputs)
         return when_training(training, inputs, lambda: self._drop(inputs))
 
+    def _rate_in_force(self) -> tf.Tensor:
+        """``current_rate``, or the running schedule's rate at the optimizer's step.
+
+        The schedule's rate is computed in the graph, so it ramps at every step even when
+        one execution runs several (``steps_per_execution``); between executions the
+        schedule also assigns it to ``current_rate``.
+        """
+        current = tf.convert_to_tensor(self.current_rate)
+        return current if self._schedule is None else self._schedule.rate_in_graph(self.rate, current)
+
     def _drop(self, inputs: tf.Tensor) -> tf.Tensor:
         return drop_block_nd(
             inputs,
-            tf.convert_to_tensor(self.current_rate),
+            self._rate_in_force(),
             max_rate=self.rate,
             seed=self.seed_generator.next(),
             block_size=self.block_size,

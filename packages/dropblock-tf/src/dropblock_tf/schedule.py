@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from ._core import at_most, linear_ramp, validate_schedule
 from .layers import _DropBlockND
@@ -34,7 +35,10 @@ class DropBlockSchedule(keras.callbacks.Callback):
     configured rate. The step is the optimizer's iteration count, and the rate in force
     lives in each layer's non-trainable ``current_rate`` variable, so compiled train
     functions are not retraced and both are saved in ``.keras`` files and checkpoints:
-    training resumed from one continues the ramp.
+    training resumed from one continues the ramp. During ``fit`` the train step computes
+    the ramp from the iteration count itself, so it advances at every step with
+    ``steps_per_execution > 1`` too; a train step traced before this schedule ran is
+    traced again at the start of ``fit``.
 
     Args:
         total_steps: number of steps (batches) over which the rate reaches its target.
@@ -56,12 +60,30 @@ class DropBlockSchedule(keras.callbacks.Callback):
     def __init__(self, total_steps: int, start: float = 0.0) -> None:
         super().__init__()
         _, self.total_steps, self.start = validate_schedule(1.0, total_steps, start)
+        self._running: tf.Variable | None = None  # read by the traced train step: is this schedule in force?
 
-    def _step(self) -> int:
+    def _iterations(self) -> Any:
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:
             raise ValueError("DropBlockSchedule needs a compiled model (it counts the optimizer's iterations).")
-        return int(optimizer.iterations.value.numpy())
+        return optimizer.iterations
+
+    def _step(self) -> int:
+        return int(self._iterations().value.numpy())
+
+    def rate_in_graph(self, target: float, current: tf.Tensor) -> tf.Tensor:
+        """:meth:`rate_at` the optimizer's step as a float32 tensor, computed where the layer runs.
+
+        ``fit`` with ``steps_per_execution > 1`` runs several steps per call of the train
+        function, between which no callback runs: the ramp must advance inside it. Once
+        this schedule's ``fit`` has ended, the layer's ``current`` rate is in force again.
+        """
+        self.rate_at(0, target)  # validates start against this layer's rate
+        start = at_most(self.start, target, "start", "at most the layer's rate")
+        step = tf.cast(tf.convert_to_tensor(self._iterations()), tf.float64)
+        ramp = linear_ramp(step, self.total_steps, target, start, minimum=tf.minimum)
+        ramp = tf.cast(tf.minimum(ramp, tf.constant(target, tf.float64)), tf.float32)
+        return tf.where(tf.convert_to_tensor(self._running), ramp, current)
 
     def rate_at(self, step: int, target: float) -> float:
         """The rate a layer with target ``target`` uses after ``step`` steps (``start`` before step 0)."""
@@ -76,9 +98,26 @@ class DropBlockSchedule(keras.callbacks.Callback):
             layer.current_rate.assign(self.rate_at(step, layer.rate))
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        if next(dropblock_layers(self.model), None) is None:  # a schedule on the wrong model: say so
+        layers = list(dropblock_layers(self.model))
+        if not layers:  # a schedule on the wrong model: say so
             raise ValueError("DropBlockSchedule: the model being trained holds no DropBlock layer.")
-        self._update()
+        self._update()  # validates start against every layer first
+        if self._running is None:
+            self._running = tf.Variable(False, trainable=False, name="dropblock_schedule_running")
+        self._running.assign(True)
+        stale = False
+        for layer in layers:
+            layer._schedule = self
+            stale = stale or (layer._traced_rate is not None and layer._traced_schedule is not self)
+        if stale and getattr(self.model, "train_function", None) is not None:
+            self.model.make_train_function(force=True)  # a train step traced without this ramp: trace again
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._running is not None:
+            self._running.assign(False)
+        for layer in dropblock_layers(self.model):
+            if layer._schedule is self:
+                layer._schedule = None
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._update()
