@@ -556,7 +556,7 @@ def test_a_new_rate_after_tracing_warns_that_traced_functions_keep_the_old_bound
     layer.rate = 0.1
     step = tf.function(lambda v: layer(v, training=True))
     step(x)
-    with pytest.warns(UserWarning, match=r"traced this layer at rate 0.1.*compile the model again"):
+    with pytest.warns(UserWarning, match=r"traced this layer at rate 0.1.*until the model is compiled again"):
         layer.rate = 0.5
     assert float(layer.current_rate) == pytest.approx(0.5)
     kept = float(tf.reduce_mean(tf.cast(step(x) != 0, tf.float32)))

@@ -146,9 +146,10 @@ class _DropBlockND(keras.layers.Layer):
         if traced is not None and rate != traced:
             warnings.warn(
                 f"{self.name}: `rate` set to {rate} after a tf.function (such as fit's train step) traced "
-                f"this layer at rate {traced}; that function keeps {traced} as the bound of the rate in "
-                "force until it is traced again (compile the model again). To change the rate without "
-                "retracing, assign `current_rate` (up to `rate`), as DropBlockSchedule does.",
+                f"this layer at rate {traced}; if that function runs again, it keeps {traced} as the bound "
+                "of the rate in force (fit's train step does until the model is compiled again: ignore "
+                "this if you have compiled since). To change the rate without retracing, assign "
+                "`current_rate` (up to `rate`), as DropBlockSchedule does.",
                 stacklevel=2,
             )
         self._rate = rate
