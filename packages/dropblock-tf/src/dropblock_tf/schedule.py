@@ -78,19 +78,22 @@ class DropBlockSchedule(keras.callbacks.Callback):
         function, between which no callback runs: the ramp must advance inside it. Once
         this schedule's ``fit`` has ended, the layer's ``current`` rate is in force again.
         """
-        self.rate_at(0, target)  # validates start against this layer's rate
-        start = at_most(self.start, target, "start", "at most the layer's rate")
-        step = tf.cast(tf.convert_to_tensor(self._iterations()), tf.float64)
+        target, start = self._target_and_start(target)
+        step = tf.cast(tf.convert_to_tensor(self._iterations()), tf.float64)  # float64, as rate_at computes
         ramp = linear_ramp(step, self.total_steps, target, start, minimum=tf.minimum)
         ramp = tf.cast(tf.minimum(ramp, tf.constant(target, tf.float64)), tf.float32)
         return tf.where(tf.convert_to_tensor(self._running), ramp, current)
 
     def rate_at(self, step: int, target: float) -> float:
         """The rate a layer with target ``target`` uses after ``step`` steps (``start`` before step 0)."""
+        target, start = self._target_and_start(target)
+        return min(float(linear_ramp(max(step, 0), self.total_steps, target, start)), target)
+
+    def _target_and_start(self, target: float) -> tuple[float, float]:
+        """A layer's ``target`` rate and this schedule's ``start``, validated: ``start`` at most ``target``."""
         target, _, start = validate_schedule(target, self.total_steps, self.start)
         expected = f"at most the layer's rate {target} (a DropBlock layer never exceeds its configured rate)"
-        start = at_most(start, target, "start", expected)
-        return min(float(linear_ramp(max(step, 0), self.total_steps, target, start)), target)
+        return target, at_most(start, target, "start", expected)
 
     def _update(self) -> None:
         step = self._step()
