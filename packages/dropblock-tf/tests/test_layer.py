@@ -160,11 +160,6 @@ def test_bad_seed_message_shows_the_value_given():
         drop_block(tf.ones((1, 4, 4, 1)), 0.1, 3, seed=3)
 
 
-def test_a_tensor_rate_is_refused_by_name():
-    with pytest.raises(ValueError, match=r"`rate`.*got an array or tensor"):
-        drop_block(tf.ones((1, 4, 4, 1)), tf.constant(0.1), 3, seed=(1, 2))
-
-
 @pytest.mark.parametrize("training", ["no", 1, tf.constant([True])])
 @pytest.mark.parametrize("rate", [0.1, 0.0])
 def test_function_training_must_be_a_bool_none_or_a_bool_scalar_tensor(training, rate):
@@ -597,3 +592,37 @@ def test_a_training_flag_that_is_not_a_bool_is_refused(training):
     # Keras's Dropout trains on any truthy value; training="False" would silently train.
     with pytest.raises(ValueError, match=r"Invalid value for `training`: expected True, False, None"):
         DropBlock2D(0.1, 3)(tf.ones((2, 8, 8, 3)), training=training)
+
+
+def test_the_op_takes_a_tensor_rate_under_max_rate_without_retracing():
+    x = _x((4, 16, 16, 8))
+    rate = tf.Variable(0.0)
+    step = tf.function(lambda v: drop_block(v, rate, 3, seed=(1, 2), max_rate=0.3))
+    outs = []
+    for value in (0.0, 0.3, 0.5, float("nan")):  # above max_rate: clipped to it; NaN counts as 0
+        rate.assign(value)
+        outs.append(np.asarray(step(x)))
+    assert step.experimental_get_tracing_count() == 1
+    zero, full, above, nan = outs
+    np.testing.assert_array_equal(zero, x)
+    np.testing.assert_array_equal(nan, x)
+    np.testing.assert_array_equal(above, full)
+    # The same masks for the rate as a number, eagerly, under the same max_rate.
+    np.testing.assert_array_equal(full, drop_block(x, 0.3, 3, seed=(1, 2), max_rate=0.3))
+    rate.assign(0.1)
+    np.testing.assert_array_equal(step(x), drop_block(x, tf.constant(0.1), 3, seed=(1, 2), max_rate=0.3))
+
+
+@pytest.mark.parametrize(
+    ("rate", "max_rate", "message"),
+    [
+        (tf.constant(0.1), None, "`max_rate`: expected a real number in \\[0, 1\\] when `rate` is a tensor"),
+        (0.4, 0.3, "`rate`: expected at most max_rate \\(0.3\\), got 0.4"),
+        (tf.constant([0.1]), 0.3, "`rate`: expected a real number in \\[0, 1\\] or a scalar float tensor"),
+        (tf.constant(1), 0.3, "`rate`: expected a real number in \\[0, 1\\] or a scalar float tensor"),
+        (0.1, 1.5, "`max_rate`: expected a real number in \\[0, 1\\]"),
+    ],
+)
+def test_the_op_refuses_a_bad_tensor_rate_or_max_rate(rate, max_rate, message):
+    with pytest.raises(ValueError, match=message):
+        drop_block(tf.ones((2, 8, 8, 3)), rate, 3, seed=(1, 2), max_rate=max_rate)

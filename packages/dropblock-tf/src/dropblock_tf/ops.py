@@ -19,6 +19,7 @@ from . import _masking, _sampling
 from ._core import (
     DataFormat,
     ScaleMode,
+    at_most,
     invalid_value,
     normalize_block_size,
     validate_data_format,
@@ -294,6 +295,23 @@ def drop_block_nd(
     return _masking.apply_keep(x, keep, kept, scale)
 
 
+def _rate_and_bound(rate: Any, max_rate: float | None) -> tuple[float | tf.Tensor, float]:
+    """The op's rate (a float, or a scalar float tensor) and the static bound that sizes the sampler."""
+    bound = None if max_rate is None else validate_rate(max_rate, "max_rate")
+    if isinstance(rate, tf.Tensor | tf.Variable):
+        if not rate.dtype.is_floating or rate.shape.rank != 0:
+            raise invalid_value("rate", "a real number in [0, 1] or a scalar float tensor", rate)
+        if bound is None:
+            raise invalid_value(
+                "max_rate", "a real number in [0, 1] when `rate` is a tensor (it sizes the sampler)", None
+            )
+        return tf.convert_to_tensor(rate), bound  # a variable is read once, then clipped like a tensor
+    number = validate_rate(rate)
+    if bound is None:
+        return number, number
+    return at_most(number, bound, "rate", f"at most max_rate ({bound})"), bound
+
+
 @_do_not_convert
 def drop_block(
     x: Any,
@@ -305,6 +323,7 @@ def drop_block(
     data_format: DataFormat | None = None,
     per_channel: bool = True,
     scale: ScaleMode = "batch",
+    max_rate: float | None = None,
 ) -> tf.Tensor:
     """Stateless DropBlock (Ghiasi et al., 2018) on a 1D, 2D or 3D feature map.
 
@@ -317,12 +336,11 @@ def drop_block(
             axis: a single ``(H, W, C)`` image (say, in a per-example ``tf.data`` map) reads
             as a batch of 1D maps. Call it on the batch, or give a tuple ``block_size``,
             which fixes the rank and rejects such an input.
-        rate: the drop rate, a Python number in [0, 1]: about the fraction of units dropped
-            at small rates; overlapping blocks drop less at large ones, and 1 drops everything.
-            Each new value retraces an enclosing ``tf.function`` (as any Python argument
-            does); to change the rate from step to step without retracing, use the layers,
-            whose rate in force is a variable (``current_rate``, what ``DropBlockSchedule``
-            sets).
+        rate: the drop rate in [0, 1]: about the fraction of units dropped at small rates;
+            overlapping blocks drop less at large ones, and 1 drops everything. A Python
+            number, or a scalar float tensor or ``tf.Variable`` together with ``max_rate``:
+            a new Python value retraces an enclosing ``tf.function`` (as any Python argument
+            does), a tensor does not, so a schedule can change it from step to step.
         block_size: int or tuple of one int per spatial dim; clamped to the map at call time.
         seed: a ``tf.random`` stateless seed, shape ``[2]`` ints. The same seed gives the same output.
         training: ``True``; ``False`` or ``None`` (inference, as Keras passes to a layer's
@@ -334,6 +352,11 @@ def drop_block(
             one mask per sample across channels.
         scale: ``"batch"`` (numel / kept over the whole tensor), ``"sample"`` (per sample) or
             ``"none"``.
+        max_rate: the largest rate the call can see, a Python number in [0, 1]; required
+            with a tensor ``rate``, which is clipped to ``[0, max_rate]`` (NaN counting as
+            0). It sizes the sampler, so the masks a seed gives depend on it: pass the same
+            ``max_rate`` to get the same masks for a rate given as a number or a tensor.
+            Defaults to a number ``rate`` itself.
 
     Under a multi-replica ``tf.distribute`` strategy the replica id is folded into
     ``seed``, so replicas draw independent masks, and ``"batch"`` counts the replica's
@@ -353,7 +376,7 @@ def drop_block(
     >>> drop_block(x, 0.2, 3, seed=(1, 2), training=False) is x
     True
     """
-    rate = validate_rate(rate)
+    rate, bound = _rate_and_bound(rate, max_rate)
     data_format = resolve_data_format(data_format)
     per_channel = validate_per_channel(per_channel)
     scale = validate_scale(scale)
@@ -363,12 +386,12 @@ def drop_block(
     block = normalize_block_size(block_size, rank)
 
     def dropped() -> tf.Tensor:
-        if rate == 1.0:  # every corner is a seed: kept = 0, s = 0 (gradient 0, never NaN)
+        if isinstance(rate, float) and rate == 1.0:  # every corner is a seed: kept = 0, s = 0 (never NaN)
             return _masking.apply_keep(x, (tf.zeros_like(x, dtype=tf.uint8),), tf.zeros([1], tf.int64), scale)
         return drop_block_nd(
             x,
             rate,
-            max_rate=rate,
+            max_rate=bound,
             seed=seed,
             block_size=block,
             data_format=data_format,
@@ -377,7 +400,7 @@ def drop_block(
         )
 
     training = resolve_training(training)
-    if training is False or rate == 0.0:
+    if training is False or bound == 0.0 or (isinstance(rate, float) and rate == 0.0):
         return x
     if training is True:
         return dropped()
