@@ -66,6 +66,17 @@ def _shown(value: object) -> str:
     return reprlib.repr(value)
 
 
+def invalid_dtype(caller: str, dtype: object) -> TypeError:
+    """The error for an input that is not float16, bfloat16, float32 or float64 (float8 and integers included).
+
+    >>> invalid_dtype("DropBlock", "int32")
+    TypeError('DropBlock expects a floating-point input (float16, bfloat16, float32 or float64), got dtype int32.')
+    """
+    return TypeError(
+        f"{caller} expects a floating-point input (float16, bfloat16, float32 or float64), got dtype {dtype}."
+    )
+
+
 def validate_rate(value: object, name: str = "rate") -> float:
     """Return ``value`` as a float in [0, 1], or raise ``ValueError``.
 

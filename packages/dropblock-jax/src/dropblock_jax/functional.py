@@ -15,6 +15,7 @@ from ._core import (
     DataFormat,
     ScaleMode,
     at_most,
+    invalid_dtype,
     invalid_value,
     validate_data_format,
     validate_per_channel,
@@ -75,9 +76,7 @@ def check_input(x: Any) -> jax.Array:
     """
     x = jnp.asarray(x)
     if x.dtype not in _DTYPES:
-        raise TypeError(
-            f"DropBlock expects a floating-point input (float16, bfloat16, float32 or float64), got dtype {x.dtype}."
-        )
+        raise invalid_dtype("DropBlock", x.dtype)
     return x
 
 

@@ -20,6 +20,7 @@ from ._core import (
     DataFormat,
     ScaleMode,
     at_most,
+    invalid_dtype,
     invalid_value,
     normalize_block_size,
     validate_data_format,
@@ -48,9 +49,7 @@ def check_input(x: Any, rank: int | None, data_format: str) -> int:
         raise TypeError(f"DropBlock expects a dense tensor, got a {kind}; convert it first.")
     dtype = tf.as_dtype(x.dtype)
     if dtype not in FLOAT_DTYPES:
-        raise TypeError(
-            f"DropBlock expects a floating-point input (float16, bfloat16, float32 or float64), got {dtype.name}."
-        )
+        raise invalid_dtype("DropBlock", dtype.name)
     shape = tf.TensorShape(x.shape)
     ndim = shape.rank
     if ndim is None:

@@ -26,6 +26,7 @@ from ._blocks import (
 )
 from ._core import (
     ScaleMode,
+    invalid_dtype,
     invalid_value,
     normalize_block_size,
     validate_flag,
@@ -49,9 +50,7 @@ def check_input(input: torch.Tensor, rank: int, name: str) -> None:
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"{name} expects a torch.Tensor, got {type(input).__name__}.")
     if input.dtype not in _DTYPES:
-        raise TypeError(
-            f"{name} expects a floating-point input (float16, bfloat16, float32 or float64), got dtype {input.dtype}."
-        )
+        raise invalid_dtype(name, input.dtype)
     if input.dim() != rank + 2:
         raise ValueError(
             f"{name} expects a {rank + 2}D input {_SHAPES[rank]}, got a {input.dim()}D input of shape "
