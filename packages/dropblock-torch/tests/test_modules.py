@@ -200,3 +200,11 @@ def test_jit_trace_and_onnx_export_in_training_mode_raise_our_error(tmp_path) ->
             torch.onnx.export(model, (x,), str(tmp_path / "m.onnx"), dynamo=False, training=training)
     traced = torch.jit.trace(model.eval(), (x,))  # eval mode: the identity, as documented
     assert torch.equal(traced(x), model(x))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TorchScript itself is deprecated
+def test_jit_script_names_the_alternatives() -> None:
+    # TorchScript used to fail inside its compiler: "Unknown type annotation: 'torch.Tensor'".
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), DropBlock2d(p=0.2, block_size=3)).eval()
+    with pytest.raises(RuntimeError, match=r"DropBlock2d does not support torch.jit.script.*torch.compile"):
+        torch.jit.script(model)

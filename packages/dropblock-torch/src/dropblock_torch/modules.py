@@ -141,6 +141,15 @@ class _DropBlockNd(nn.Module):
             caller=type(self).__name__,
         )
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        # ``torch.jit.script`` calls this on every submodule first; without it, TorchScript
+        # fails inside the compiler with "Unknown type annotation: 'torch.Tensor'".
+        raise RuntimeError(
+            f"{type(self).__name__} does not support torch.jit.script (TorchScript). Use torch.compile or "
+            "torch.export; for a TorchScript inference model, torch.jit.trace(model.eval(), example_inputs), "
+            "where DropBlock is the identity."
+        )
+
     def extra_repr(self) -> str:
         return (
             f"p={self._p}, block_size={self.block_size}, per_channel={self.per_channel}, "
