@@ -383,6 +383,29 @@ def test_differently_configured_layers_each_trace_once_eagerly():
     assert [graph.experimental_get_tracing_count() for graph in ops._EAGER_GRAPHS.values()] == [1] * 6
 
 
+def test_new_eager_input_shapes_do_not_retrace(caplog):
+    # Multi-size inputs: each axis used to retrace once, and TF warned on the fifth shape.
+    from dropblock_tf import _masking
+
+    ops._EAGER_GRAPHS.clear()
+    _masking._SCALED.clear()
+    layer, graph = DropBlock2D(0.2, 3, seed=0), DropBlock2D(0.2, 3, seed=0)
+    inputs = [_x(s) for s in [(2, 8, 8, 2), (3, 8, 8, 2), (2, 9, 8, 2), (2, 10, 11, 2), (2, 10, 11, 3), (5, 12, 7, 2)]]
+    outputs = []
+    for x in inputs:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs.append(layer(x, training=True))
+        assert tape.gradient(outputs[-1], x).shape == x.shape
+    functions = [*ops._EAGER_GRAPHS.values(), *_masking._SCALED.values()]
+    assert [f.experimental_get_tracing_count() for f in functions] == [1] * len(functions)
+    assert "retracing" not in caplog.text
+    for x, y in zip(inputs, outputs, strict=True):  # the same draws as a trace for that static shape
+        step = tf.function(lambda v: graph(v, training=True))
+        assert step.get_concrete_function(tf.TensorSpec(x.shape)).structured_outputs.shape == x.shape
+        np.testing.assert_array_equal(y, step(x))
+
+
 def test_scale_modes_and_dtypes_each_trace_their_own_function_once():
     # TF warns when one Python function keeps retracing: each kind of call has its own.
     from dropblock_tf import _masking

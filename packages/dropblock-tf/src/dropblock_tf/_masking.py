@@ -202,19 +202,25 @@ def scale_factor(x: tf.Tensor, keep: Sequence[tf.Tensor], kept: tf.Tensor, scale
 def _scaled(values: tf.Tensor, keep: tuple[tf.Tensor, ...], s: tf.Tensor) -> tf.Tensor:
     """``where(keep != 0, values * s, 0)`` in ``values``' dtype, computed in ``s``'s precision.
 
-    One XLA function per kind of call (dtypes, scale mode, number of mask parts, axes the
-    mask broadcasts along), each traced once per shape: one function for all would
-    retrace, and TF would warn about retracing, whenever a model mixes layer
-    configurations or dtypes.
+    One XLA function per kind of call (dtypes, ranks, number of mask parts), traced once
+    for every shape of that kind (every axis unknown; XLA still compiles each concrete
+    shape when it first runs): one function for all would retrace, and TF would warn
+    about retracing, whenever a model mixes layer configurations or dtypes.
     """
-    broadcast = tuple(m == 1 and v != 1 for m, v in zip(keep[0].shape, values.shape, strict=True))
-    key = (values.dtype, s.dtype, s.shape.rank, len(keep), broadcast)
+    key = (values.dtype, values.shape.rank, s.dtype, s.shape.rank, len(keep))
     function = _SCALED.get(key)
     if function is None:
+        signature = [
+            tf.TensorSpec([None] * values.shape.rank, values.dtype),
+            tuple(tf.TensorSpec([None] * values.shape.rank, part.dtype) for part in keep),
+            tf.TensorSpec([None] * s.shape.rank, s.dtype),
+        ]
         # A partial per kind: TF counts retracing per Python function, so each needs its own.
         fused = functools.partial(_scaled_fused)
-        function = _SCALED[key] = tf.function(fused, jit_compile=True, autograph=False, reduce_retracing=True)
-    return function(values, keep, s)
+        function = _SCALED[key] = tf.function(fused, input_signature=signature, jit_compile=True, autograph=False)
+    result = function(values, keep, s)
+    result.set_shape(values.shape)  # the signature's unknown axes are known to the caller's trace
+    return result
 
 
 #: The XLA functions of :func:`_scaled`, by kind of call.

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -221,13 +220,13 @@ def eager_keep_for(
     """``keep_for`` as one ``tf.function`` for eager calls of one configuration.
 
     Its few dozen small ops then run in one call (the batch's two halves on two threads)
-    instead of one Python dispatch each; the ops, and so the seeds, are the same. Rates
-    come as tensors (``max_rate`` too), so each configuration traces once per input shape
-    (a second shape retraces it once for shapes unknown while tracing), whatever the rates
-    of its calls; the cache holds one function per configuration. One function per
-    configuration, rather than one for all, keeps TF from warning
-    about retracing when a model holds several differently configured layers (the input's
-    ``dtype`` is part of the configuration: it is part of the traced signature).
+    instead of one Python dispatch each; the ops, and so the seeds, are the same. It is
+    traced once, for any input shape of the block's rank (every axis unknown, as for a
+    batch of unknown size under ``fit``), and the rates come as tensors (``max_rate``
+    too): no new input shape or rate retraces it. One function per configuration, rather
+    than one for all, keeps TF from warning about retracing when a model holds several
+    differently configured layers (the input's ``dtype`` is part of the configuration:
+    it is part of the traced signature).
     """
     key = (block, channels_last, per_channel, per_sample, dtype)
     graph = _EAGER_GRAPHS.get(key)
@@ -238,9 +237,17 @@ def eager_keep_for(
             "per_channel": per_channel,
             "per_sample": per_sample,
         }
-        graph = _EAGER_GRAPHS[key] = tf.function(
-            functools.partial(keep_for, **flags), autograph=False, reduce_retracing=True
-        )
+
+        def keep(x: tf.Tensor, rate: tf.Tensor, seed: tf.Tensor, max_rate: tf.Tensor) -> Any:
+            return keep_for(x, rate, seed, max_rate=max_rate, **flags)
+
+        signature = [
+            tf.TensorSpec([None] * (len(block) + 2), dtype),
+            tf.TensorSpec([], tf.float64),
+            tf.TensorSpec([2], tf.int32),
+            tf.TensorSpec([], tf.float64),
+        ]
+        graph = _EAGER_GRAPHS[key] = tf.function(keep, input_signature=signature, autograph=False)
     return graph
 
 
@@ -288,7 +295,7 @@ def drop_block_nd(
     }
     if tf.executing_eagerly():
         graph = eager_keep_for(tuple(block_size), dtype=x.dtype, **flags)
-        keep, kept = graph(x, as_float64(rate), seed, max_rate=as_float64(max_rate))
+        keep, kept = graph(x, as_float64(rate), seed, as_float64(max_rate))
     else:
         keep, kept = keep_for(x, rate, seed, block=tuple(block_size), max_rate=max_rate, **flags)
     return _masking.apply_keep(x, keep, kept, scale)
