@@ -102,3 +102,23 @@ def test_a_clean_export_passes():
 def test_a_bad_export_fails(export, complaint):
     with pytest.raises(AssertionError, match=complaint):
         judge_onnx(export)
+
+
+class _Adapter:
+    name = "torch"
+
+    def __init__(self, missing: str) -> None:
+        self.missing = missing
+
+    def onnx_export(self, *, rank: int) -> OnnxExport:
+        raise ModuleNotFoundError(f"No module named {self.missing!r}", name=self.missing)
+
+
+def test_missing_onnx_tools_skip_naming_the_extra_and_other_missing_modules_fail():
+    from dropblock_conformance.checks import onnx_inference
+
+    case = {"rank": 2}
+    with pytest.raises(pytest.skip.Exception, match=r"onnxscript is not installed.*dropblock-torch\[onnx\]"):
+        onnx_inference(_Adapter("onnxscript"), None, case)
+    with pytest.raises(ModuleNotFoundError, match=r"dropblock_torch\._helpers"):
+        onnx_inference(_Adapter("dropblock_torch._helpers"), None, case)
