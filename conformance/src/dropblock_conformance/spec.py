@@ -19,12 +19,8 @@ PARAM_NAMES = ("rate", "block_size", "data_format", "per_channel", "scale")
 
 
 def spec_dir() -> Path:
-    """Where the spec lives: ``$DROPBLOCK_SPEC_DIR``, the copy in this wheel, or the checkout."""
-    candidates = [
-        os.environ.get("DROPBLOCK_SPEC_DIR"),
-        Path(__file__).parent / "spec_data",
-        Path(__file__).resolve().parents[3] / "shared_spec",
-    ]
+    """Where the spec lives: ``$DROPBLOCK_SPEC_DIR``, else ``spec_data`` (in a checkout, a link to ``shared_spec``)."""
+    candidates = [os.environ.get("DROPBLOCK_SPEC_DIR"), Path(__file__).parent / "spec_data"]
     for candidate in candidates:
         if candidate and (Path(candidate) / SPEC_FILE).is_file():
             return Path(candidate)
