@@ -1,4 +1,4 @@
-"""Sessions: lint, spec, torch, tf, jax, lowest, conformance, onnx, docs (the default list), golden, bench.
+"""Sessions: lint, spec, dist, torch, tf, jax, lowest, conformance, onnx, docs (the default list), golden, bench.
 
 `python -m nox` runs the default list (what CI runs); `python -m nox -s conformance`
 prints the behaviour x framework matrix. Every session installs into its own fresh
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
+import tarfile
+import zipfile
 from pathlib import Path
 
 import nox
@@ -19,10 +22,16 @@ REPORTS = ROOT / "build" / "conformance"
 FRAMEWORKS = ("torch", "tf", "jax")
 IMPLEMENTATIONS = ("oracle", *FRAMEWORKS)
 SHARED = ("./packages/dropblock-core", "./conformance")
+#: What goes to PyPI: each distribution's directory and a file its wheel must hold (what the checkout links).
+DISTRIBUTIONS = {
+    "dropblock_core": ("packages/dropblock-core", "dropblock_core/geometry.py"),
+    "dropblock_conformance": ("conformance", "dropblock_conformance/spec_data/dropblock.yaml"),
+    **{f"dropblock_{f}": (f"packages/dropblock-{f}", f"dropblock_{f}/_core/geometry.py") for f in FRAMEWORKS},
+}
 CHECKOUT_SPEC = {"DROPBLOCK_SPEC_DIR": str(ROOT / "shared_spec")}
 
 nox.options.default_venv_backend = "virtualenv"
-nox.options.sessions = ["lint", "spec", "torch", "tf", "jax", "lowest", "conformance", "onnx", "docs"]
+nox.options.sessions = ["lint", "spec", "dist", "torch", "tf", "jax", "lowest", "conformance", "onnx", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -57,6 +66,36 @@ def spec(session: nox.Session) -> None:
     session.run("pytest", "-q", "--doctest-modules", "packages/dropblock-core")
     session.run("pytest", "-q", "conformance/tests")
     run_suite(session, "oracle")
+
+
+@nox.session
+def dist(session: nox.Session) -> None:
+    """Build each distribution as pip builds it from PyPI (the sdist, then the wheel from it), check, run the suite.
+
+    The checkout links what the distributions share (``_core``, ``spec_data``); the sdists
+    and wheels must hold real files, with the license and ``py.typed``.
+    """
+    install(session, "build", "twine")
+    out = ROOT / "build" / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    for directory, _ in DISTRIBUTIONS.values():
+        session.run("python", "-m", "build", "--quiet", "--outdir", str(out), directory)
+    session.run("twine", "check", "--strict", *map(str, sorted(out.iterdir())))
+    for name, (_, linked) in DISTRIBUTIONS.items():
+        (sdist,) = out.glob(f"{name}-*.tar.gz")
+        with tarfile.open(sdist) as archive:
+            links = [m.name for m in archive.getmembers() if m.issym() or m.islnk()]
+        assert not links, f"{sdist.name} holds links: {links}"
+        (wheel,) = out.glob(f"{name}-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            files = archive.namelist()
+        expected = [linked, f"{name}/py.typed", ".dist-info/licenses/LICENSE"]
+        missing = [path for path in expected if not any(f.endswith(path) for f in files)]
+        assert not missing, f"{wheel.name} lacks {missing}"
+    # The oracle's column from the wheels alone: the spec comes from the wheel's own copy.
+    install(session, *map(str, out.glob("dropblock_co*.whl")))
+    session.chdir(session.create_tmp())
+    session.run("python", "-m", "dropblock_conformance", "oracle", "-q")
 
 
 @nox.session
@@ -113,9 +152,10 @@ def lowest_versions(framework: str) -> list[str]:
 def lowest(session: nox.Session, framework: str) -> None:
     """The package at the lowest versions its metadata allows: its tests and the suite, but not the ONNX exports.
 
-    Keeps the declared ranges honest (the ONNX exporters are extras with ranges of their
-    own). Not torch: any torch but the CPU build pinned in constraints.txt is a multi-GB
-    CUDA download here; its floor (torch>=2.5.1) was tested by hand.
+    Keeps the declared ranges honest (the ONNX exporters are unpinned extras, tested at
+    their current releases by the onnx sessions). Not torch: any torch but the CPU build
+    pinned in constraints.txt is a multi-GB CUDA download here; its floor (torch>=2.5.1)
+    was tested by hand.
     """
     pins = lowest_versions(framework)
     session.install(*pins, *SHARED, package(framework), "pytest")
