@@ -287,3 +287,11 @@ def test_a_concrete_rate_of_any_float_dtype_is_accepted_eagerly(dtype) -> None:
     key = jax.random.key(0)
     want = drop_block(key, x, float(jnp.asarray(0.25, dtype)), 3)
     assert (drop_block(key, x, jnp.asarray(0.25, dtype), 3) == want).all()
+
+
+def test_a_mask_beyond_int32_indices_is_refused_with_the_limit():
+    # eval_shape allocates nothing: the check runs while tracing.
+    x = jax.ShapeDtypeStruct((32768, 1, 1, 65536), jnp.float16)  # 4 GiB
+    with pytest.raises(ValueError, match=r"more than 2\*\*31 - 256 elements .*per_channel=False"):
+        jax.eval_shape(lambda v: drop_block(jax.random.key(0), v, 0.1, 1), x)
+    jax.eval_shape(lambda v: drop_block(jax.random.key(0), v, 0.1, 1, per_channel=False), x)

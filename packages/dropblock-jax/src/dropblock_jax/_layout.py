@@ -205,5 +205,6 @@ class Layout:
         """Flat indices are int32: refuse a mask or grid they cannot address."""
         if math.prod(self.mask_shape) > _INDEX_LIMIT:
             raise ValueError(
-                f"Input too large: the keep mask of shape {self.mask_shape} has more than 2**31 - 1 elements."
+                f"Input too large: the keep mask of shape {self.mask_shape} has more than 2**31 - 256 elements "
+                "(its flat indices are int32); split the batch, or use per_channel=False."
             )
