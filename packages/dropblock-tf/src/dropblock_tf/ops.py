@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -205,8 +206,15 @@ def keep_for(
     return sample_keep(plan, rate, seed, per_sample=per_sample)
 
 
-#: ``keep_for`` as one graph per configuration, for eager calls (see :func:`eager_keep_for`).
+#: ``keep_for`` as one graph per configuration and map size, for eager calls (see :func:`eager_keep_for`).
 _EAGER_GRAPHS: dict[tuple[Any, ...], Any] = {}
+
+
+def _keep_for_positional(
+    x: tf.Tensor, rate: tf.Tensor, seed: tf.Tensor, max_rate: tf.Tensor, **flags: Any
+) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
+    """``keep_for`` with ``max_rate`` positional, as an input signature needs it."""
+    return keep_for(x, rate, seed, max_rate=max_rate, **flags)
 
 
 def eager_keep_for(
@@ -216,33 +224,33 @@ def eager_keep_for(
     per_channel: bool,
     per_sample: bool,
     dtype: tf.DType,
+    spatial: tuple[int, ...],
 ) -> Any:
-    """``keep_for`` as one ``tf.function`` for eager calls of one configuration.
+    """``keep_for`` as one ``tf.function`` for eager calls of one configuration on maps of one size.
 
     Its few dozen small ops then run in one call (the batch's two halves on two threads)
     instead of one Python dispatch each; the ops, and so the seeds, are the same. It is
-    traced once, for any input shape of the block's rank (every axis unknown, as for a
-    batch of unknown size under ``fit``), and the rates come as tensors (``max_rate``
-    too): no new input shape or rate retraces it. One function per configuration, rather
-    than one for all, keeps TF from warning about retracing when a model holds several
-    differently configured layers (the input's ``dtype`` is part of the configuration:
-    it is part of the traced signature).
+    traced once, for any batch size and channel count (those axes are unknown, as the
+    batch is under ``fit``), and the rates come as tensors (``max_rate`` too): neither
+    retraces it. The map size stays known, so the block is clamped while tracing (a
+    block larger than the map costs what the clamped block costs). One function per
+    configuration and map size, each traced once, keeps TF from warning about retracing
+    when a model holds several differently configured layers or sees several map sizes.
     """
-    key = (block, channels_last, per_channel, per_sample, dtype)
+    key = (block, channels_last, per_channel, per_sample, dtype, spatial)
     graph = _EAGER_GRAPHS.get(key)
     if graph is None:
-        flags: dict[str, Any] = {
-            "block": block,
-            "channels_last": channels_last,
-            "per_channel": per_channel,
-            "per_sample": per_sample,
-        }
-
-        def keep(x: tf.Tensor, rate: tf.Tensor, seed: tf.Tensor, max_rate: tf.Tensor) -> Any:
-            return keep_for(x, rate, seed, max_rate=max_rate, **flags)
-
+        # A partial per key: TF counts retracing per Python function, so each needs its own.
+        keep = functools.partial(
+            _keep_for_positional,
+            block=block,
+            channels_last=channels_last,
+            per_channel=per_channel,
+            per_sample=per_sample,
+        )
+        shape = [None, *spatial, None] if channels_last else [None, None, *spatial]
         signature = [
-            tf.TensorSpec([None] * (len(block) + 2), dtype),
+            tf.TensorSpec(shape, dtype),
             tf.TensorSpec([], tf.float64),
             tf.TensorSpec([2], tf.int32),
             tf.TensorSpec([], tf.float64),
@@ -294,7 +302,8 @@ def drop_block_nd(
         "per_sample": scale == "sample",
     }
     if tf.executing_eagerly():
-        graph = eager_keep_for(tuple(block_size), dtype=x.dtype, **flags)
+        spatial = tuple(x.shape[1:-1] if flags["channels_last"] else x.shape[2:])
+        graph = eager_keep_for(tuple(block_size), dtype=x.dtype, spatial=spatial, **flags)
         keep, kept = graph(x, as_float64(rate), seed, as_float64(max_rate))
     else:
         keep, kept = keep_for(x, rate, seed, block=tuple(block_size), max_rate=max_rate, **flags)
