@@ -406,6 +406,23 @@ def test_new_eager_input_shapes_do_not_retrace(caplog):
         np.testing.assert_array_equal(y, step(x))
 
 
+@pytest.mark.parametrize("dynamic", [False, True], ids=["eager", "unknown-map-size"])
+def test_a_block_larger_than_the_map_costs_the_clamped_block(dynamic):
+    # Painting enumerates the clamped block's offsets, also when the map size is known only
+    # at run time: a 10^6-element block used to cost 10^6 offsets per seed, and 2**64 overflowed.
+    x = _x((4, 7, 7, 8))
+    expected = DropBlock2D(0.1, 7, seed=2)(x, training=True)
+    for block in (1000, 2**64):
+        layer = DropBlock2D(0.1, block, seed=2)
+        if dynamic:
+            spec = tf.TensorSpec([None, None, None, 8])
+            np.testing.assert_array_equal(
+                tf.function(lambda v, layer=layer: layer(v, training=True), input_signature=[spec])(x), expected
+            )
+        else:
+            np.testing.assert_array_equal(layer(x, training=True), expected)
+
+
 def test_scale_modes_and_dtypes_each_trace_their_own_function_once():
     # TF warns when one Python function keeps retracing: each kind of call has its own.
     from dropblock_tf import _masking

@@ -7,8 +7,8 @@ A seed at corner ``c`` drops ``[c_i, c_i + k_i)`` on every spatial axis.
   kernels are 30x slower here). The buffer holds one row per count (the whole mask, or one
   row per sample for ``scale="sample"``), each padded to a multiple of 2040 bytes so the
   kept count is a carry-free sum of the rows read as int64 words (255 words per group, one
-  byte lane per element). Invalid seed slots, and offsets beyond a block clamped at run
-  time, write into a scratch region past the rows, never into the mask.
+  byte lane per element). Invalid seed slots write into a scratch region past the rows,
+  never into the mask.
 * ``dilate`` (dense seed grid): a position is dropped when any corner covering it is a
   seed: running sums along each spatial axis (separable, integer, exact).
 
@@ -110,8 +110,6 @@ def paint(positions: tf.Tensor, valid: tf.Tensor, plan: Plan, *, per_sample: boo
     mask_strides = _strides(mask_dims)
     if per_sample:
         mask_strides[0] = row_len
-    offsets = np.array(list(itertools.product(*(range(k) for k in plan.offsets))), dtype=np.int64)
-    offsets = offsets.reshape(-1, len(plan.offsets))  # [P, rank]
     spatial_strides = [mask_strides[a] for a in plan.spatial_axes]
     scratch = n_rows * row_len
     sizes = [scratch, *spatial_strides, *mask_dims]
@@ -121,24 +119,21 @@ def paint(positions: tf.Tensor, valid: tf.Tensor, plan: Plan, *, per_sample: boo
         return tf.cast(v, index_dtype)
 
     # Offset of each block element from its corner, and the scratch region's size.
-    if is_static(spatial_strides):
-        table = tf.constant(offsets @ np.array(spatial_strides, dtype=np.int64), dtype=index_dtype)
-        scratch_size: Dim = int((offsets @ np.array(spatial_strides, dtype=np.int64)).max(initial=0)) + 1
-    else:
-        table = tf.reduce_sum(
-            tf.constant(offsets, index_dtype) * tf.stack([as_index(s) for s in spatial_strides])[None, :], axis=1
-        )
-        scratch_size = tf.reduce_max(table) + 1
+    if is_static(plan.block) and is_static(spatial_strides):
+        offsets = np.array(list(itertools.product(*(range(int(k)) for k in plan.block))), dtype=np.int64)
+        steps = offsets.reshape(-1, len(plan.block)) @ np.array(spatial_strides, dtype=np.int64)
+        table = tf.constant(steps, dtype=index_dtype)
+        scratch_size: Dim = int(steps.max(initial=0)) + 1
+    else:  # a block clamped at run time: its own offsets, so the cost is the clamped block's
+        axes = tf.meshgrid(*(tf.range(as_index(k)) for k in plan.block), indexing="ij")
+        offsets_t = tf.stack([tf.reshape(axis, [-1]) for axis in axes], axis=1)  # [P, rank], row-major
+        table = tf.reduce_sum(offsets_t * tf.stack([as_index(s) for s in spatial_strides])[None, :], axis=1)
+        scratch_size = tf.reduce_max(tf.concat([table, tf.zeros([1], index_dtype)], 0)) + 1
     corner = _buffer_index(positions, valid, plan, mask_strides, index_dtype, per_sample)
     base = tf.where(valid, corner, as_index(scratch))
     # Offset-major ([P, seeds]): the broadcast add runs along the long axis (2x faster on CPU
     # than seed-major), and the indices come in P sorted runs.
     target = table[:, None] + base[None, :]
-    if not is_static(plan.block):  # the block was clamped at run time: skip offsets beyond it
-        inside = tf.reduce_all(
-            tf.constant(offsets, tf.int64) < tf.stack([tf.cast(k, tf.int64) for k in plan.block])[None, :], axis=1
-        )
-        target = tf.where(inside[:, None], target, as_index(scratch) + table[:, None])
     length = (scratch + scratch_size + _ROW_ALIGN - 1) // _ROW_ALIGN * _ROW_ALIGN  # whole count groups
     buffer = tf.raw_ops.SparseToDense(
         sparse_indices=tf.reshape(target, [-1]),

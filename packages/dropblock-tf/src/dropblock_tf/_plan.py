@@ -79,9 +79,7 @@ def tf_seed_capacity(corners: tf.Tensor, gamma_max: float | tf.Tensor) -> tf.Ten
 class Plan:
     """Everything a call needs that does not depend on random numbers.
 
-    ``block`` is the clamped block, ``offsets`` the static block whose offsets the
-    painter enumerates (equal to ``block`` when the spatial shape is static, the
-    configured block otherwise, with offsets beyond the clamped block masked out).
+    ``block`` is the clamped block (ints, or int64 tensors when the map size is dynamic).
     ``mask_dims`` is the shape of the keep mask and ``grid_dims`` that of the corner grid,
     both in the input's layout with ``C'`` channels. ``sparse`` is a bool, or a bool tensor
     when the shapes are dynamic. ``parts`` are the plans of the batch's two halves (see
@@ -92,7 +90,6 @@ class Plan:
     grid_dims: tuple[Dim, ...]
     spatial_axes: tuple[int, ...]
     block: tuple[Dim, ...]
-    offsets: tuple[int, ...]
     factor: float | tf.Tensor
     capacity: Dim
     sparse: bool | tf.Tensor
@@ -148,16 +145,17 @@ def make_plan(
             if isinstance(max_rate, tf.Tensor)
             else gamma(max_rate, static_spatial, block_size)
         )
-        offsets = tuple(int(k) for k in block)
     else:
         spatial_t = [tf.cast(s, tf.int64) for s in spatial]
-        block = tuple(tf.minimum(tf.constant(k, tf.int64), s) for k, s in zip(block_size, spatial_t, strict=True))
+        # A block beyond int64 covers any map, as the int64 maximum does.
+        block = tuple(
+            tf.minimum(tf.constant(min(k, 2**63 - 1), tf.int64), s) for k, s in zip(block_size, spatial_t, strict=True)
+        )
         corners_per_axis = tuple(s - k + 1 for s, k in zip(spatial_t, block, strict=True))
         n_corners = tf.cast(product(corners_per_axis), tf.float64)
         n_spatial = tf.cast(product(spatial_t), tf.float64)
         factor = tf.math.divide_no_nan(n_spatial, tf.cast(product(block), tf.float64) * n_corners)
         gamma_max = tf_gamma(max_rate, factor)
-        offsets = tuple(int(k) for k in block_size)
     grid_dims = list(mask_dims)
     for a, v in zip(spatial_axes, corners_per_axis, strict=True):
         grid_dims[a] = v
@@ -190,7 +188,6 @@ def make_plan(
         grid_dims=tuple(grid_dims),
         spatial_axes=spatial_axes,
         block=tuple(block),
-        offsets=offsets,
         factor=factor,
         capacity=capacity,
         sparse=sparse,
