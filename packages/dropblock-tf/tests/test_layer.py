@@ -542,10 +542,12 @@ def test_public_names():
     assert set(dropblock_tf.__all__) >= {"DropBlock1D", "DropBlock2D", "DropBlock3D", "DropBlockSchedule", "drop_block"}
 
 
-@pytest.mark.parametrize("seed", [True, "1", 1.0, (1, 2), tf.constant(3)])
+@pytest.mark.parametrize("seed", [True, "1", 1.0, (1, 2), tf.constant(3), 2**63, -(2**63) - 1])
 def test_bad_layer_seed_is_named(seed):
-    with pytest.raises(ValueError, match=r"`seed`: expected an int or None"):
+    # Beyond int64 the seed used to fail inside Keras: "Can't convert Python sequence ...".
+    with pytest.raises(ValueError, match=r"`seed`: expected an int in \[-2\*\*63, 2\*\*63 - 1\] \(int64\) or None"):
         DropBlock2D(0.1, 3, seed=seed)
+    DropBlock2D(0.1, 3, seed=2**63 - 1)(tf.ones((2, 8, 8, 2)), training=True)
 
 
 def test_a_numpy_integer_seed_is_stored_as_an_int():

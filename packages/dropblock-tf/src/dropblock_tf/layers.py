@@ -269,8 +269,8 @@ def validate_seed(seed: object) -> int | None:
     """
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise invalid_value("seed", "an int or None", seed)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -(2**63) <= int(seed) < 2**63:
+        raise invalid_value("seed", "an int in [-2**63, 2**63 - 1] (int64) or None", seed)
     return int(seed)
 
 
