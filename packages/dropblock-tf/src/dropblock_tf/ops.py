@@ -184,10 +184,10 @@ def keep_for(
     x: tf.Tensor,
     rate: tf.Tensor | float,
     seed: tf.Tensor,
+    max_rate: tf.Tensor | float,
     *,
     block: tuple[int, ...],
     per_sample: bool,
-    max_rate: tf.Tensor | float,
     **flags: Any,
 ) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
     """``sample_keep`` for the input ``x`` (only its shape is read); ``flags``: ``make_plan``'s keywords.
@@ -208,13 +208,6 @@ def keep_for(
 
 #: ``keep_for`` as one graph per configuration and map size, for eager calls (see :func:`eager_keep_for`).
 _EAGER_GRAPHS: dict[tuple[Any, ...], Any] = {}
-
-
-def _keep_for_positional(
-    x: tf.Tensor, rate: tf.Tensor, seed: tf.Tensor, max_rate: tf.Tensor, **flags: Any
-) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
-    """``keep_for`` with ``max_rate`` positional, as an input signature needs it."""
-    return keep_for(x, rate, seed, max_rate=max_rate, **flags)
 
 
 def eager_keep_for(
@@ -242,7 +235,7 @@ def eager_keep_for(
     if graph is None:
         # A partial per key: TF counts retracing per Python function, so each needs its own.
         keep = functools.partial(
-            _keep_for_positional,
+            keep_for,  # max_rate is positional: an input signature covers positional arguments only
             block=block,
             channels_last=channels_last,
             per_channel=per_channel,
