@@ -56,6 +56,13 @@ def test_bad_rate(rate):
         DropBlock2D(rate, 3)
 
 
+@pytest.mark.parametrize("rate", [np.array(0.1), tf.constant(0.1)])
+def test_a_layer_rate_held_in_an_array_gets_the_float_hint(rate):
+    # A layer's rate is a Python number (it is saved in get_config); a 0-dim array says how to convert it.
+    with pytest.raises(ValueError, match=r"`rate`: .*convert a 0-dim array with float\(\)\), got .* of shape \(\)"):
+        DropBlock2D(rate, 3)
+
+
 @pytest.mark.parametrize("block_size", [0, -1, (3,), (3, 0), 2.5, "3", (3, 3, 3)])
 def test_bad_block_size(block_size):
     with pytest.raises(ValueError, match="block_size"):

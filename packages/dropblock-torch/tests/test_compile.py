@@ -88,12 +88,18 @@ def test_a_rate_just_below_one_is_not_rate_one_when_compiled() -> None:
     assert (y != 0).any()
 
 
-def test_a_tensor_rate_is_refused_by_name_when_compiled() -> None:
-    # Building the message must not read the tensor's value, which Dynamo does not know.
+@pytest.mark.parametrize("dynamic", [None, True])
+def test_a_tensor_rate_is_refused_by_name_when_compiled(dynamic) -> None:
+    # Building the message must not read the tensor's value, which Dynamo does not know, and
+    # must format a symbolic size (dynamic=True) without str() or repr(), which Dynamo cannot trace.
     # With fullgraph=True, Dynamo may wrap the ValueError in its own error, message included.
-    compiled = torch.compile(drop_block2d, fullgraph=True)
-    with pytest.raises((ValueError, RuntimeError), match=r"`p`.*got an array or tensor \(torch\.Tensor\)"):
+    torch._dynamo.reset()
+    compiled = torch.compile(drop_block2d, fullgraph=True, dynamic=dynamic)
+    got = r"`p`.*got an array or tensor \(torch\.Tensor\) of shape "
+    with pytest.raises((ValueError, RuntimeError), match=got + r"\(\)"):
         compiled(torch.ones(2, 3, 8, 8), torch.tensor(0.1), 3)
+    with pytest.raises((ValueError, RuntimeError), match=got + r"\(2,\)"):
+        compiled(torch.ones(2, 3, 8, 8), torch.tensor([0.1, 0.2]), 3)
 
 
 @pytest.mark.parametrize("dynamic", [None, True])

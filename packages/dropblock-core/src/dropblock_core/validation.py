@@ -43,27 +43,41 @@ def _is_array(value: object) -> bool:
 def _shown(value: object) -> str:
     """How a received value appears in a message: its ``repr``, except for arrays and tensors.
 
-    An array or tensor says what it is, not its values: a 0-dim tensor holding 0.1 would
-    read as a valid rate, a large one would flood the message, and under a compiler its
-    values are not known at all. Tuples and lists show their items the same way; long
-    reprs are shortened.
+    An array or tensor says what it is and its shape, not its values: a 0-dim tensor
+    holding 0.1 would read as a valid rate, a large one would flood the message, and under
+    a compiler its values are not known at all. Tuples and lists show their items the same
+    way; long reprs are shortened.
 
     >>> _shown((3, 2.5)), _shown(float("nan")), _shown({"p": 0.1})
     ('(3, 2.5)', 'nan', "{'p': 0.1}")
     >>> import numpy as np
     >>> _shown(np.array(0.1)), _shown([3, np.ones(2)])
-    ('an array or tensor (numpy.ndarray)', '[3, an array or tensor (numpy.ndarray)]')
+    ('an array or tensor (numpy.ndarray) of shape ()', '[3, an array or tensor (numpy.ndarray) of shape (2,)]')
     >>> _shown(np.float32(0.5)) == repr(np.float32(0.5))  # a NumPy scalar is a number
     True
     """
     if _is_array(value):
         kind = type(value)
-        return f"an array or tensor ({kind.__module__}.{kind.__qualname__})"
+        return f"an array or tensor ({kind.__module__}.{kind.__qualname__}) of shape {_shape(value)}"
     if type(value) in (tuple, list):
         items = cast("tuple[object, ...] | list[object]", value)
         shown = ", ".join(_shown(item) for item in items[:8]) + (", ..." if len(items) > 8 else "")
         return f"({shown}{',' if len(items) == 1 else ''})" if type(value) is tuple else f"[{shown}]"
     return reprlib.repr(value)
+
+
+def _shape(array: object) -> str:
+    """An array's shape as a tuple, with ``?`` for an axis TensorFlow does not know, or ``unknown``.
+
+    Axes are formatted with f-strings, not ``str()`` or ``repr()``: ``torch.compile`` traces
+    this, and cannot apply those to a symbolic size.
+    """
+    try:
+        dims = tuple(array.shape)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):  # an unknown rank
+        return "unknown"
+    axes = ["?" if axis is None else f"{axis}" for axis in dims]
+    return f"({', '.join(axes)}{',' if len(axes) == 1 else ''})"
 
 
 def invalid_dtype(caller: str, dtype: object) -> TypeError:
@@ -80,7 +94,8 @@ def invalid_dtype(caller: str, dtype: object) -> TypeError:
 def validate_rate(value: object, name: str = "rate") -> float:
     """Return ``value`` as a float in [0, 1], or raise ``ValueError``.
 
-    Booleans and NaN are rejected: ``True`` is not a probability.
+    Booleans and NaN are rejected: ``True`` is not a probability. So are arrays and
+    tensors, even 0-dim ones; the error says to convert those with ``float()``.
 
     >>> validate_rate(0.25), validate_rate(-0.0)
     (0.25, 0.0)
@@ -88,8 +103,15 @@ def validate_rate(value: object, name: str = "rate") -> float:
     Traceback (most recent call last):
     ...
     ValueError: Invalid value for `p`: expected a real number in [0, 1], got 1.5.
+    >>> import numpy as np
+    >>> validate_rate(np.array(0.2), name="p")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid value for `p`: expected ... convert a 0-dim array with float()), got ... of shape ().
     """
     expected = "a real number in [0, 1]"
+    if _is_array(value) and _shape(value) == "()":
+        raise invalid_value(name, f"{expected} (a Python number: convert a 0-dim array with float())", value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise invalid_value(name, expected, value)
     rate = float(value)
