@@ -248,6 +248,8 @@ def test_bad_inputs_raise():
     for key in (0, None, jax.random.split(KEY, 2), jnp.zeros(2, jnp.int32)):
         with pytest.raises(ValueError, match="`key`: expected one JAX PRNG key"):
             drop_block(key, x, 0.1, 3)
+    with pytest.raises(ValueError, match=r"batch of keys, map with jax\.vmap\), got .* of shape \(2,\)"):
+        drop_block(jax.random.split(KEY, 2), x, 0.1, 3)
     with pytest.raises(ValueError, match="scale"):
         drop_block(KEY, x, 0.1, 3, scale="global")
 

@@ -95,6 +95,9 @@ def check_key(key: Any) -> None:
             return
         if dtype == jnp.uint32 and len(shape) == 1:
             return
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or dtype == jnp.uint32:
+            expected = "one JAX PRNG key, such as jax.random.key(0) (for a batch of keys, map with jax.vmap)"
+            raise invalid_value("key", expected, key)
     raise invalid_value("key", "one JAX PRNG key, such as jax.random.key(0)", key)
 
 
