@@ -331,8 +331,9 @@ def expected_drop_fraction(adapter: Any, behaviour: Behaviour, case: Case) -> No
     rate = case["rate"]
     dropped_p = 1.0 - oracle.keep_probability(rate, spatial, block)
     moments = _drop_fraction_moments(rate, spatial, block)
-    z, alpha = behaviour.tolerance["z"], behaviour.tolerance["family_alpha"]
-    for source, out in _ones_samples(adapter, case):
+    samples = _ones_samples(adapter, case)
+    z, alpha = behaviour.tolerance["z"], behaviour.tolerance["family_alpha"] / len(samples)
+    for source, out in samples:
         maps = _maps(case, out)
         _assert_drop_fraction(maps, moments, z, source)
         assert_binomial_counts(maps.sum(axis=0), maps.shape[0], dropped_p, alpha, f"{source}: per-position drops")

@@ -1,4 +1,4 @@
-"""Tolerances derived from the math: z bounds and Bonferroni-corrected binomial bounds."""
+"""Tolerances derived from the math: z bounds and Bonferroni-corrected exact binomial bounds."""
 
 from __future__ import annotations
 
@@ -18,27 +18,45 @@ def assert_within_z(observed: float, mean: float, variance: float, z: float, wha
     )
 
 
-def bonferroni_z(family_alpha: float, tests: int) -> float:
-    """Two-sided normal bound so that ``tests`` tests fail by chance with prob. <= alpha."""
-    return NormalDist().inv_cdf(1.0 - family_alpha / (2.0 * max(tests, 1)))
-
-
 def assert_binomial_counts(counts: np.ndarray, trials: float, p: np.ndarray, family_alpha: float, what: str) -> None:
-    """Every count ~ Binomial(trials, p) within the Bonferroni bound for the family."""
-    counts = np.asarray(counts, dtype=np.float64)
+    """Every count ~ Binomial(trials, p) inside its exact two-sided bound, Bonferroni-corrected for the family.
+
+    A count fails when the probability of a count at least that far into either tail is
+    below ``family_alpha / (2 * counts.size)``, so a correct sampler fails with probability
+    at most ``family_alpha``. The tails are summed exactly: a count whose mean is near 1 is
+    far from normal, and a normal bound there fails up to 100 times more often than claimed.
+    A count of a certain event (p = 0 or 1) must be exact.
+    """
+    n = round(trials)
+    assert n == trials, f"{what}: a binomial count needs a whole number of trials, got {trials}"
+    counts = np.asarray(counts, dtype=np.int64)
     p = np.broadcast_to(np.asarray(p, dtype=np.float64), counts.shape).reshape(-1)
     counts = counts.reshape(-1)
-    z = bonferroni_z(family_alpha, counts.size)
-    mean = trials * p
-    sd = np.sqrt(trials * p * (1.0 - p))
-    # A count of a certain event (p = 0 or 1) must be exact.
-    bad = np.abs(counts - mean) > z * sd + 1e-9
+    log_cut = math.log(family_alpha / (2.0 * max(counts.size, 1)))
+    bad = (counts < 0) | (counts > n)
+    for q in np.unique(p):
+        at = (p == q) & ~bad
+        log_pmf = _binomial_log_pmf(n, float(q))
+        lower = np.logaddexp.accumulate(log_pmf)  # log P(X <= k)
+        upper = np.logaddexp.accumulate(log_pmf[::-1])[::-1]  # log P(X >= k)
+        bad[at] = (lower[counts[at]] < log_cut) | (upper[counts[at]] < log_cut)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        mean, sd = n * p[i], math.sqrt(n * p[i] * (1.0 - p[i]))
         raise AssertionError(
-            f"{what}: {int(bad.sum())} of {counts.size} counts outside +-{z:.2f} sd; first at flat index {i}: "
-            f"observed {counts[i]:.0f}, expected {mean[i]:.1f} (sd {sd[i]:.2f})"
+            f"{what}: {int(bad.sum())} of {counts.size} counts outside their exact Binomial({n}, p) bounds at "
+            f"alpha {family_alpha:.3g} for the family; first at flat index {i}: observed {counts[i]}, "
+            f"expected {mean:.1f} (sd {sd:.2f})"
         )
+
+
+def _binomial_log_pmf(trials: int, p: float) -> np.ndarray:
+    """``log P(X = k)`` for ``k = 0..trials``, X ~ Binomial(trials, p); ``-inf`` where impossible."""
+    k = np.arange(trials + 1)
+    if p in (0.0, 1.0):  # every draw ends the same way
+        return np.where(k == (trials if p == 1.0 else 0), 0.0, -np.inf)
+    log_choose = np.array([math.lgamma(trials + 1) - math.lgamma(i + 1) - math.lgamma(trials - i + 1) for i in k])
+    return log_choose + k * math.log(p) + (trials - k) * math.log1p(-p)
 
 
 def assert_binomial_histogram(counts: np.ndarray, trials: int, p: float, family_alpha: float, what: str) -> None:
@@ -51,13 +69,7 @@ def assert_binomial_histogram(counts: np.ndarray, trials: int, p: float, family_
     """
     counts = np.asarray(counts, dtype=np.int64).reshape(-1)
     units = counts.size
-    k = np.arange(trials + 1)
-    log_pmf = (
-        np.array([math.lgamma(trials + 1) - math.lgamma(i + 1) - math.lgamma(trials - i + 1) for i in k])
-        + k * math.log(max(p, 1e-300))
-        + (trials - k) * math.log(max(1.0 - p, 1e-300))
-    )
-    expected = units * np.exp(log_pmf)
+    expected = units * np.exp(_binomial_log_pmf(trials, p))
     observed = np.bincount(counts, minlength=trials + 1).astype(np.float64)
     edges = _pooled_bins(expected)
     exp_bins = np.array([expected[a:b].sum() for a, b in edges])
