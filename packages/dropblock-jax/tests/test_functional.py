@@ -184,7 +184,9 @@ def test_float16_large_tensor_keeps_its_mean():
     y = drop_block(KEY, x, 0.1, 7)
     assert y.dtype == jnp.float16
     assert bool(jnp.isfinite(y).all())
-    assert abs(float(y.astype(jnp.float32).mean()) - 1.0) < 0.05
+    # On ones the mean is kept/numel * s, s = numel/kept rounded to float16 (2**-11 relative)
+    # after float32 (2**-24); a float16 count would overflow and give NaN or zeros.
+    assert abs(float(np.asarray(y, dtype=np.float64).mean()) - 1.0) <= 2**-11 + 2**-24
 
 
 @pytest.mark.parametrize("scale", ["batch", "sample", "none"])
