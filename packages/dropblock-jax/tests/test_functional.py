@@ -9,7 +9,6 @@ import pytest
 from conftest import nonzero_input, within_z
 
 from dropblock_jax import _painting, _sampling, drop_block, functional
-from dropblock_jax._core import gamma
 from dropblock_jax._layout import Layout
 
 KEY = jax.random.key(0)
@@ -85,18 +84,18 @@ def test_sparse_positions_edge_gammas():
 def test_sparse_sampler_is_bernoulli_per_corner():
     # 400 draws of a 30 x 30 corner grid at gamma 0.02: each corner's count is Binomial(400, 0.02).
     layout = Layout.of((1, 32, 32, 1), 3, "channels_last", True)
-    rate = 0.02 / layout.gamma_factor
+    rate, g = 81 / 512, 0.02  # eq. 1 written out, not the layout under test: 81/512 * 32*32 / (3*3 * 30*30)
     capacity = layout.capacity(rate)
     assert layout.use_sparse(capacity)
-    g = gamma(rate, layout.spatial, layout.block)
     keys = jax.random.split(jax.random.key(5), 400)
     grids = jax.vmap(lambda k: functional.sample_seeds(k, layout, jnp.float32(rate), rate))(keys)
     counts = np.asarray(grids).sum(axis=0).reshape(-1)
     total = 400 * counts.size
     assert within_z(counts.sum(), total * g, total * g * (1 - g))
-    # Every corner, including the last ones of the flattened grid (the end of the gap sums).
-    per_corner_z = np.abs(counts - 400 * g) / np.sqrt(400 * g * (1 - g))
-    assert per_corner_z.max() < 5.5
+    # Every corner, including the last ones of the flattened grid (the end of the gap sums):
+    # the exact two-sided Binomial(400, 0.02) bound at 1e-6 / 900 per corner is 0 to 30 (its
+    # tails summed; a normal bound is far too narrow at a mean of 8).
+    assert counts.max() <= 30
     tail = counts.reshape(30, 30)[-5:].sum()
     assert within_z(tail, 400 * 150 * g, 400 * 150 * g * (1 - g))
 
@@ -299,3 +298,20 @@ def test_a_mask_beyond_int32_indices_is_refused_with_the_limit():
     with pytest.raises(ValueError, match=r"more than 2\*\*31 - 256 elements .*per_channel=False"):
         jax.eval_shape(lambda v: drop_block(jax.random.key(0), v, 0.1, 1), x)
     jax.eval_shape(lambda v: drop_block(jax.random.key(0), v, 0.1, 1, per_channel=False), x)
+
+
+# 2048 independent maps (per-channel masks) on ones. mean and sd are the conformance oracle's
+# closed forms (expected_drop_fraction; sqrt(drop_fraction_variance / 2048)), written out so
+# that a wrong gamma or sampler here cannot move them: within 5 sd.
+CLOSED_FORMS = [
+    (0.5, (16, 16), (3, 3), 0.39262, 0.00181),
+    (0.1, (14, 14), (7, 7), 0.09294, 0.00307),
+    (0.25, (12, 20), (5, 3), 0.21726, 0.00212),
+    (0.2, (4, 9), (7, 7), 0.18647, 0.00744),  # the block clamped to (4, 7)
+]
+
+
+@pytest.mark.parametrize(("rate", "spatial", "block", "mean", "sd"), CLOSED_FORMS)
+def test_dropped_fraction_matches_the_closed_form(rate, spatial, block, mean, sd):
+    y = drop_block(jax.random.key(3), jnp.ones((64, *spatial, 32)), rate, block)
+    assert abs(float(np.asarray(y == 0, dtype=np.float64).mean()) - mean) <= 5 * sd

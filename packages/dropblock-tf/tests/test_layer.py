@@ -677,3 +677,20 @@ def test_the_op_takes_a_tensor_rate_under_max_rate_without_retracing():
 def test_the_op_refuses_a_bad_tensor_rate_or_max_rate(rate, max_rate, message):
     with pytest.raises(ValueError, match=message):
         drop_block(tf.ones((2, 8, 8, 3)), rate, 3, seed=(1, 2), max_rate=max_rate)
+
+
+# 2048 independent maps (per-channel masks) on ones. mean and sd are the conformance oracle's
+# closed forms (expected_drop_fraction; sqrt(drop_fraction_variance / 2048)), written out so
+# that a wrong gamma or sampler here cannot move them: within 5 sd.
+CLOSED_FORMS = [
+    (0.5, (16, 16), (3, 3), 0.39262, 0.00181),
+    (0.1, (14, 14), (7, 7), 0.09294, 0.00307),
+    (0.25, (12, 20), (5, 3), 0.21726, 0.00212),
+    (0.2, (4, 9), (7, 7), 0.18647, 0.00744),  # the block clamped to (4, 7)
+]
+
+
+@pytest.mark.parametrize(("rate", "spatial", "block", "mean", "sd"), CLOSED_FORMS)
+def test_dropped_fraction_matches_the_closed_form(rate, spatial, block, mean, sd):
+    y = drop_block(tf.ones((64, *spatial, 32)), rate, block, seed=(3, 4))
+    assert abs(float(np.mean(y.numpy() == 0)) - mean) <= 5 * sd

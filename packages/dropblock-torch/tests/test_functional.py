@@ -13,7 +13,6 @@ from conftest import generator
 import dropblock_torch._blocks
 from dropblock_torch import DropBlock2d
 from dropblock_torch import functional as F
-from dropblock_torch._core import gamma
 
 FUNCS = {1: F.drop_block1d, 2: F.drop_block2d, 3: F.drop_block3d}
 SHAPES = {1: (2, 3, 40), 2: (2, 3, 16, 12), 3: (2, 3, 6, 8, 10)}
@@ -327,7 +326,7 @@ def test_seed_count_matches_the_binomial() -> None:
     plan = make_plan(shape, (block, block), p, per_channel=True)
     positions = sample_seeds(plan, p, x.device, generator("cpu", 11))
     count = int((positions < plan.corners).sum())
-    g = gamma(p, (28, 28), (block, block))
+    g = p * 28 * 28 / (block * block * 22 * 22)  # eq. 1 written out, not the gamma under test
     mean, sd = plan.corners * g, math.sqrt(plan.corners * g * (1 - g))
     assert abs(count - mean) <= 5 * sd
     assert count < plan.capacity
@@ -352,3 +351,22 @@ def test_fx_records_the_functional_api_as_one_call(training: bool) -> None:
     expected = net(x)
     torch.manual_seed(0)
     assert torch.equal(traced(x), expected)
+
+
+# 2048 independent maps (per-channel masks) on ones. mean and sd are the conformance oracle's
+# closed forms (expected_drop_fraction; sqrt(drop_fraction_variance / 2048)), written out so
+# that a wrong gamma or sampler here cannot move them: within 5 sd.
+CLOSED_FORMS = [
+    (0.5, (16, 16), (3, 3), 0.39262, 0.00181),
+    (0.1, (14, 14), (7, 7), 0.09294, 0.00307),
+    (0.25, (12, 20), (5, 3), 0.21726, 0.00212),
+    (0.2, (4, 9), (7, 7), 0.18647, 0.00744),  # the block clamped to (4, 7)
+]
+
+
+@pytest.mark.parametrize(("p", "spatial", "block", "mean", "sd"), CLOSED_FORMS)
+def test_dropped_fraction_matches_the_closed_form(
+    p: float, spatial: tuple, block: tuple, mean: float, sd: float
+) -> None:
+    y = F.drop_block2d(torch.ones(64, 32, *spatial), p, block, generator=generator("cpu", 3))
+    assert abs((y == 0).double().mean().item() - mean) <= 5 * sd
