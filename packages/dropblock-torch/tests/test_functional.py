@@ -145,6 +145,14 @@ def test_shared_mask_across_channels(device: torch.device) -> None:
     assert bool(((y == 0) == (y[:, :1] == 0)).all())
 
 
+def test_per_channel_masks_are_drawn_per_channel(device: torch.device) -> None:
+    # 15 maps at p 0.3: two identical masks are all but impossible (each holds about 8.5
+    # seeds among 196 corners), so every channel of a sample must differ from the others.
+    y = F.drop_block2d(torch.ones(3, 5, 16, 16, device=device), 0.3, 3, generator=generator(device, 4))
+    masks = (y == 0).reshape(15, -1)
+    assert all(not torch.equal(masks[i], masks[j]) for i in range(15) for j in range(i))
+
+
 @pytest.mark.parametrize(("rank", "memory_format"), [(2, torch.channels_last), (3, torch.channels_last_3d)])
 def test_channels_last_is_preserved_with_the_same_values(rank: int, memory_format: torch.memory_format) -> None:
     x = torch.randn(SHAPES[rank])
