@@ -89,16 +89,16 @@ def check_key(key: Any) -> None:
     ...
     ValueError: Invalid value for `key`: expected one JAX PRNG key, such as jax.random.key(0), got 0.
     """
+    expected = "one JAX PRNG key, such as jax.random.key(0)"
     dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
     if dtype is not None and shape is not None:
-        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
+        # The axes a single key has: none for a typed key, one (its words) for a raw uint32 key.
+        key_rank = 0 if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) else 1 if dtype == jnp.uint32 else None
+        if key_rank is not None and len(shape) == key_rank:
             return
-        if dtype == jnp.uint32 and len(shape) == 1:
-            return
-        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or dtype == jnp.uint32:
-            expected = "one JAX PRNG key, such as jax.random.key(0) (for a batch of keys, map with jax.vmap)"
-            raise invalid_value("key", expected, key)
-    raise invalid_value("key", "one JAX PRNG key, such as jax.random.key(0)", key)
+        if key_rank is not None and len(shape) > key_rank:
+            raise invalid_value("key", f"{expected} (for a batch of keys, map with jax.vmap)", key)
+    raise invalid_value("key", expected, key)
 
 
 def drop_block(
