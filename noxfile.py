@@ -1,8 +1,10 @@
-"""Sessions: lint, spec, dist, torch, tf, jax, lowest, conformance, onnx, docs (the default list), golden, bench.
+"""Sessions: lint, spec, dist, torch, tf, jax, lowest, conformance, docs (the default list), onnx, golden, bench.
 
 `python -m nox` runs the default list (what CI runs); `python -m nox -s conformance`
 prints the behaviour x framework matrix. Every session installs into its own fresh
 virtualenv with pip, under `constraints.txt` (torch==2.13.0, the CPU build on disk here).
+Each suite runs once per invocation: the matrix reuses the reports of the spec and
+framework sessions when they passed earlier in the same run.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ DISTRIBUTIONS = {
 CHECKOUT_SPEC = {"DROPBLOCK_SPEC_DIR": str(ROOT / "shared_spec")}
 
 nox.options.default_venv_backend = "virtualenv"
-nox.options.sessions = ["lint", "spec", "dist", "torch", "tf", "jax", "lowest", "conformance", "onnx", "docs"]
+# The framework sessions run everything `onnx` does (the suite's exports and the docs' recipes).
+nox.options.sessions = ["lint", "spec", "dist", "torch", "tf", "jax", "lowest", "conformance", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -43,9 +46,21 @@ def package(framework: str) -> str:
     return f"./packages/dropblock-{framework}"
 
 
+#: Implementations whose whole suite passed earlier in this nox invocation (same checkout, same spec).
+PASSED_SUITES: set[str] = set()
+
+
 def run_suite(session: nox.Session, implementation: str, *pytest_args: str, report_name: str | None = None) -> None:
+    """The suite on one implementation, its report under build/conformance/ (``session.run`` raises on failure)."""
     report = REPORTS / f"{report_name or implementation}.json"
     session.run("python", "-m", "dropblock_conformance", implementation, "--report", str(report), "-q", *pytest_args)
+    if not pytest_args and report_name is None:
+        PASSED_SUITES.add(implementation)
+
+
+def run_recipes(session: nox.Session, framework: str) -> None:
+    """The docs' code recipes for ``framework``: docs/onnx.md's export and the home page's examples."""
+    session.run("pytest", "-q", "docs/test_recipes.py", "-k", framework)
 
 
 @nox.session
@@ -106,7 +121,7 @@ def golden(session: nox.Session) -> None:
 
 
 def framework_session(session: nox.Session, framework: str) -> None:
-    """The package's own tests, its type check, then the whole conformance suite."""
+    """The package's own tests, its type check, the whole conformance suite, then the docs' recipes."""
     install(session, *SHARED, f"{package(framework)}[test]", "mypy")
     src = f"{package(framework)}/src/dropblock_{framework}"
     session.run("mypy", src)
@@ -114,6 +129,7 @@ def framework_session(session: nox.Session, framework: str) -> None:
     # Doctests run against the installed wheel, the code users get (not the src checkout).
     session.run("pytest", "-q", "--doctest-modules", "--pyargs", f"dropblock_{framework}")
     run_suite(session, framework)
+    run_recipes(session, framework)
 
 
 @nox.session
@@ -167,20 +183,29 @@ def lowest(session: nox.Session, framework: str) -> None:
 
 @nox.session
 def conformance(session: nox.Session) -> None:
-    """Every implementation against the spec; prints the matrix, writes report.json."""
-    install(session, *SHARED, *(f"{package(f)}[test]" for f in FRAMEWORKS if (ROOT / package(f)).is_dir()))
-    for implementation in IMPLEMENTATIONS:
-        if implementation == "oracle" or (ROOT / package(implementation)).is_dir():
-            session.run(
-                "python",
-                "-m",
-                "dropblock_conformance",
-                implementation,
-                "--report",
-                str(REPORTS / f"{implementation}.json"),
-                "-q",
-                success_codes=[0, 1],
-            )
+    """Every implementation against the spec; prints the matrix, writes report.json.
+
+    A suite that passed earlier in this invocation (the spec and framework sessions of
+    ``python -m nox``) is not run again: its report stands. The others run here, failures
+    included, so the matrix shows them.
+    """
+    present = [i for i in IMPLEMENTATIONS if i == "oracle" or (ROOT / package(i)).is_dir()]
+    to_run = [i for i in present if i not in PASSED_SUITES]
+    install(session, *SHARED, *(f"{package(f)}[test]" for f in to_run if f != "oracle"))
+    for implementation in present:
+        if implementation in PASSED_SUITES:
+            session.log(f"{implementation}: its suite passed earlier in this run; its report stands")
+            continue
+        session.run(
+            "python",
+            "-m",
+            "dropblock_conformance",
+            implementation,
+            "--report",
+            str(REPORTS / f"{implementation}.json"),
+            "-q",
+            success_codes=[0, 1],
+        )
     session.run(
         "python",
         "-m",
@@ -196,10 +221,12 @@ def conformance(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("framework", FRAMEWORKS)
 def onnx(session: nox.Session, framework: str) -> None:
-    """Inference-mode ONNX export of a small CNN holding the layer, judged by the suite (onnxruntime)."""
+    """Only the ONNX checks: the suite's inference-mode exports (onnxruntime) and the docs' recipes.
+
+    Not in the default list: the framework sessions run both.
+    """
     install(session, *SHARED, f"{package(framework)}[test]")
-    # The docs' recipes for this framework (docs/onnx.md and the home page's examples).
-    session.run("pytest", "-q", "docs/test_recipes.py", "-k", framework)
+    run_recipes(session, framework)
     # Its own report: build/conformance/<framework>.json holds the full run the docs page counts.
     run_suite(session, framework, "-k", "onnx-inference", report_name=f"{framework}-onnx")
 
