@@ -10,6 +10,7 @@ framework sessions when they passed earlier in the same run.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import tarfile
@@ -40,6 +41,16 @@ nox.options.error_on_missing_interpreters = True
 
 def install(session: nox.Session, *requirements: str) -> None:
     session.install(*CONSTRAINTS, *requirements)
+
+
+def compile_fast(session: nox.Session, framework: str) -> None:
+    """JAX: XLA compiles with LLVM at -O0, about five times faster; compiling is most of a JAX session's time.
+
+    The HLO is the same; packages/dropblock-jax/tests/test_codegen.py checks that the level
+    changes no output or gradient. The bench session keeps XLA's default.
+    """
+    if framework == "jax":
+        session.env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
 
 def package(framework: str) -> str:
@@ -123,6 +134,7 @@ def golden(session: nox.Session) -> None:
 def framework_session(session: nox.Session, framework: str) -> None:
     """The package's own tests, its type check, the whole conformance suite, then the docs' recipes."""
     install(session, *SHARED, f"{package(framework)}[test]", "mypy")
+    compile_fast(session, framework)
     src = f"{package(framework)}/src/dropblock_{framework}"
     session.run("mypy", src)
     session.run("pytest", "-q", f"{package(framework)}/tests", *session.posargs)
@@ -177,6 +189,7 @@ def lowest(session: nox.Session, framework: str) -> None:
     pins = lowest_versions(framework)
     session.install(*pins, *SHARED, package(framework), "pytest")
     session.log(f"lowest versions: {' '.join(pins)}")
+    compile_fast(session, framework)
     session.run("pytest", "-q", f"{package(framework)}/tests")
     run_suite(session, framework, "-k", "not onnx", report_name=f"{framework}-lowest")
 
@@ -192,6 +205,8 @@ def conformance(session: nox.Session) -> None:
     present = [i for i in IMPLEMENTATIONS if i == "oracle" or (ROOT / package(i)).is_dir()]
     to_run = [i for i in present if i not in PASSED_SUITES]
     install(session, *SHARED, *(f"{package(f)}[test]" for f in to_run if f != "oracle"))
+    if "jax" in to_run:
+        compile_fast(session, "jax")
     for implementation in present:
         if implementation in PASSED_SUITES:
             session.log(f"{implementation}: its suite passed earlier in this run; its report stands")
@@ -226,6 +241,7 @@ def onnx(session: nox.Session, framework: str) -> None:
     Not in the default list: the framework sessions run both.
     """
     install(session, *SHARED, f"{package(framework)}[test]")
+    compile_fast(session, framework)
     run_recipes(session, framework)
     # Its own report: build/conformance/<framework>.json holds the full run the docs page counts.
     run_suite(session, framework, "-k", "onnx-inference", report_name=f"{framework}-onnx")
