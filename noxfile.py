@@ -4,7 +4,8 @@
 prints the behaviour x framework matrix. Every session installs into its own fresh
 virtualenv with pip, under `constraints.txt` (torch==2.13.0, the CPU build on disk here).
 Each suite runs once per invocation: the matrix reuses the reports of the spec and
-framework sessions when they passed earlier in the same run.
+framework sessions when they passed earlier in the same run. The framework and lowest
+sessions run a package's tests and its suite side by side, one per core.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 import tarfile
 import zipfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nox
@@ -60,18 +66,55 @@ def package(framework: str) -> str:
 #: Implementations whose whole suite passed earlier in this nox invocation (same checkout, same spec).
 PASSED_SUITES: set[str] = set()
 
+Command = Sequence[str]
 
-def run_suite(session: nox.Session, implementation: str, *pytest_args: str, report_name: str | None = None) -> None:
-    """The suite on one implementation, its report under build/conformance/ (``session.run`` raises on failure)."""
+
+def suite_command(implementation: str, *pytest_args: str, report_name: str | None = None) -> Command:
+    """The suite on one implementation, its report under build/conformance/ (named after it unless ``report_name``)."""
     report = REPORTS / f"{report_name or implementation}.json"
-    session.run("python", "-m", "dropblock_conformance", implementation, "--report", str(report), "-q", *pytest_args)
-    if not pytest_args and report_name is None:
-        PASSED_SUITES.add(implementation)
+    return ("python", "-m", "dropblock_conformance", implementation, "--report", str(report), "-q", *pytest_args)
 
 
-def run_recipes(session: nox.Session, framework: str) -> None:
+def recipes_command(framework: str) -> Command:
     """The docs' code recipes for ``framework``: docs/onnx.md's export and the home page's examples."""
-    session.run("pytest", "-q", "docs/test_recipes.py", "-k", framework)
+    return ("pytest", "-q", "docs/test_recipes.py", "-k", framework)
+
+
+def side_by_side(session: nox.Session, *streams: Sequence[Command]) -> None:
+    """Run each stream's commands in order, the streams at the same time, in the session's virtualenv.
+
+    CI has two cores, and a test run keeps about one of them busy (TF traces and XLA
+    compiles one function at a time), so two independent runs take little more than the
+    longer one. Each stream's output is printed when it ends; the session fails, after
+    every stream has ended, if any command failed (its stream stops there).
+    """
+    env = {**os.environ, **{k: v for k, v in session.env.items() if v is not None}}
+    env["PATH"] = os.pathsep.join((session.bin, env.get("PATH", "")))
+    env["VIRTUAL_ENV"] = str(session.virtualenv.location)
+
+    def run(commands: Sequence[Command]) -> tuple[str, str | None]:
+        output: list[str] = []
+        for command in commands:
+            program = shutil.which(command[0], path=session.bin)
+            if program is None:
+                return "".join(output), f"{command[0]} is not installed in {session.bin}"
+            done = subprocess.run(
+                [program, *command[1:]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            output.append(f"nox > {shlex.join(command)}\n{done.stdout}")
+            if done.returncode:
+                return "".join(output), f"{shlex.join(command)} failed with exit code {done.returncode}"
+        return "".join(output), None
+
+    session.log(f"side by side: {' | '.join(' && '.join(shlex.join(c) for c in stream) for stream in streams)}")
+    with ThreadPoolExecutor(len(streams)) as pool:
+        results = list(pool.map(run, streams))
+    for output, _ in results:
+        sys.stdout.write(output)
+    sys.stdout.flush()
+    failures = [failure for _, failure in results if failure]
+    if failures:
+        session.error("; ".join(failures))
 
 
 @nox.session
@@ -91,7 +134,8 @@ def spec(session: nox.Session) -> None:
     session.run("python", "-m", "dropblock_conformance.golden", "--check", env=CHECKOUT_SPEC)
     session.run("pytest", "-q", "--doctest-modules", "packages/dropblock-core")
     session.run("pytest", "-q", "conformance/tests")
-    run_suite(session, "oracle")
+    session.run(*suite_command("oracle"))
+    PASSED_SUITES.add("oracle")
 
 
 @nox.session
@@ -132,16 +176,21 @@ def golden(session: nox.Session) -> None:
 
 
 def framework_session(session: nox.Session, framework: str) -> None:
-    """The package's own tests, its type check, the whole conformance suite, then the docs' recipes."""
+    """The package's tests and doctests, beside its type check, the whole suite and the docs' recipes."""
     install(session, *SHARED, f"{package(framework)}[test]", "mypy")
     compile_fast(session, framework)
-    src = f"{package(framework)}/src/dropblock_{framework}"
-    session.run("mypy", src)
-    session.run("pytest", "-q", f"{package(framework)}/tests", *session.posargs)
-    # Doctests run against the installed wheel, the code users get (not the src checkout).
-    session.run("pytest", "-q", "--doctest-modules", "--pyargs", f"dropblock_{framework}")
-    run_suite(session, framework)
-    run_recipes(session, framework)
+    tests = [
+        ("pytest", "-q", f"{package(framework)}/tests", *session.posargs),
+        # Doctests run against the installed wheel, the code users get (not the src checkout).
+        ("pytest", "-q", "--doctest-modules", "--pyargs", f"dropblock_{framework}"),
+    ]
+    checks = [
+        ("mypy", f"{package(framework)}/src/dropblock_{framework}"),
+        suite_command(framework),
+        recipes_command(framework),
+    ]
+    side_by_side(session, tests, checks)
+    PASSED_SUITES.add(framework)
 
 
 @nox.session
@@ -190,8 +239,8 @@ def lowest(session: nox.Session, framework: str) -> None:
     session.install(*pins, *SHARED, package(framework), "pytest")
     session.log(f"lowest versions: {' '.join(pins)}")
     compile_fast(session, framework)
-    session.run("pytest", "-q", f"{package(framework)}/tests")
-    run_suite(session, framework, "-k", "not onnx", report_name=f"{framework}-lowest")
+    suite = suite_command(framework, "-k", "not onnx", report_name=f"{framework}-lowest")
+    side_by_side(session, [("pytest", "-q", f"{package(framework)}/tests")], [suite])
 
 
 @nox.session
@@ -211,16 +260,7 @@ def conformance(session: nox.Session) -> None:
         if implementation in PASSED_SUITES:
             session.log(f"{implementation}: its suite passed earlier in this run; its report stands")
             continue
-        session.run(
-            "python",
-            "-m",
-            "dropblock_conformance",
-            implementation,
-            "--report",
-            str(REPORTS / f"{implementation}.json"),
-            "-q",
-            success_codes=[0, 1],
-        )
+        session.run(*suite_command(implementation), success_codes=[0, 1])
     session.run(
         "python",
         "-m",
@@ -242,9 +282,9 @@ def onnx(session: nox.Session, framework: str) -> None:
     """
     install(session, *SHARED, f"{package(framework)}[test]")
     compile_fast(session, framework)
-    run_recipes(session, framework)
+    session.run(*recipes_command(framework))
     # Its own report: build/conformance/<framework>.json holds the full run the docs page counts.
-    run_suite(session, framework, "-k", "onnx-inference", report_name=f"{framework}-onnx")
+    session.run(*suite_command(framework, "-k", "onnx-inference", report_name=f"{framework}-onnx"))
 
 
 @nox.session
