@@ -57,11 +57,11 @@ def _digest() -> str:
 
 
 def _digest_with(xla_flags: str) -> str:
-    env = {**os.environ, "XLA_FLAGS": xla_flags, "JAX_PLATFORMS": "cpu"}
+    pythonpath = os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])
     code = "from test_codegen import _digest; print(_digest())"
     done = subprocess.run(
         [sys.executable, "-c", code],
-        env={**env, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])},
+        env={**os.environ, "XLA_FLAGS": xla_flags, "JAX_PLATFORMS": "cpu", "PYTHONPATH": pythonpath},
         capture_output=True,
         text=True,
         check=False,
