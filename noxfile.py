@@ -15,15 +15,16 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nox
+import nox.command
 
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
@@ -81,30 +82,27 @@ def recipes_command(framework: str) -> Command:
 
 
 def side_by_side(session: nox.Session, *streams: Sequence[Command]) -> None:
-    """Run each stream's commands in order, the streams at the same time, in the session's virtualenv.
+    """Run each stream's commands in order, the streams at the same time, with ``session.run``.
 
     CI has two cores, and a test run keeps about one of them busy (TF traces and XLA
     compiles one function at a time), so two independent runs take little more than the
     longer one. Each stream's output is printed when it ends; the session fails, after
     every stream has ended, if any command failed (its stream stops there).
     """
-    env = {**os.environ, **{k: v for k, v in session.env.items() if v is not None}}
-    env["PATH"] = os.pathsep.join((session.bin, env.get("PATH", "")))
-    env["VIRTUAL_ENV"] = str(session.virtualenv.location)
 
     def run(commands: Sequence[Command]) -> tuple[str, str | None]:
-        output: list[str] = []
-        for command in commands:
-            program = shutil.which(command[0], path=session.bin)
-            if program is None:
-                return "".join(output), f"{command[0]} is not installed in {session.bin}"
-            done = subprocess.run(
-                [program, *command[1:]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            output.append(f"nox > {shlex.join(command)}\n{done.stdout}")
-            if done.returncode:
-                return "".join(output), f"{shlex.join(command)} failed with exit code {done.returncode}"
-        return "".join(output), None
+        with tempfile.TemporaryFile("w+") as output:
+            failure = None
+            for command in commands:
+                output.write(f"nox > {shlex.join(command)}\n")
+                output.flush()
+                try:
+                    session.run(*command, stdout=output)
+                except nox.command.CommandFailed as error:
+                    failure = f"{shlex.join(command)}: {error.reason}"
+                    break
+            output.seek(0)
+            return output.read(), failure
 
     session.log(f"side by side: {' | '.join(' && '.join(shlex.join(c) for c in stream) for stream in streams)}")
     with ThreadPoolExecutor(len(streams)) as pool:
