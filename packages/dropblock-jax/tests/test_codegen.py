@@ -57,7 +57,7 @@ def _digest() -> str:
 
 
 def _digest_with(xla_flags: str) -> str:
-    pythonpath = os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])
+    pythonpath = os.pathsep.join(filter(None, [os.path.dirname(__file__), os.environ.get("PYTHONPATH")]))
     code = "from test_codegen import _digest; print(_digest())"
     done = subprocess.run(
         [sys.executable, "-c", code],
